@@ -39,6 +39,12 @@ export interface EpisodeRecord {
   readonly actedAt?: number;
   /** The action taken. */
   readonly action?: string;
+  /**
+   * The action was decided and announced as in progress, but its completion (action
+   * carried out, event published) is not yet confirmed: a crashed run left it. The next
+   * run finishes it (see `executor.ts`).
+   */
+  readonly pending?: boolean;
 }
 
 /** Operator overrides, read from the snooze and extension tags. */
@@ -148,7 +154,7 @@ export function decodeCheckpoint(value: string, key = 'smvm:state'): Checkpoint 
 
 const EPISODE_KEY = /^[A-Za-z0-9#.@+-]+$/;
 
-/** `rule:episode:warnedSec:actedSec:action`, records separated by spaces. */
+/** `rule:episode:warnedSec:actedSec:action[!]`, records separated by spaces (`!`: pending). */
 export function encodeEpisodes(records: readonly EpisodeRecord[], key = 'smvm:episodes'): string {
   const parts = records.map((r) => {
     if (!EPISODE_KEY.test(r.rule) || !EPISODE_KEY.test(r.episode)) {
@@ -159,7 +165,7 @@ export function encodeEpisodes(records: readonly EpisodeRecord[], key = 'smvm:ep
       r.episode,
       r.warnedAt === undefined ? '' : sec(r.warnedAt),
       r.actedAt === undefined ? '' : sec(r.actedAt),
-      r.action ?? '',
+      (r.action ?? '') + (r.pending ? '!' : ''),
     ].join(':');
   });
   return fitted(parts.join(' '), key);
@@ -180,7 +186,8 @@ export function decodeEpisodes(value: string, key = 'smvm:episodes'): EpisodeRec
       episode: p[1],
       ...(warned === undefined ? {} : { warnedAt: warned * 1000 }),
       ...(acted === undefined ? {} : { actedAt: acted * 1000 }),
-      ...(p[4] ? { action: p[4] } : {}),
+      ...(p[4].replace(/!$/, '') ? { action: p[4].replace(/!$/, '') } : {}),
+      ...(p[4].endsWith('!') ? { pending: true } : {}),
     });
   }
   return out;
