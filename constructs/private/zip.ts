@@ -1,6 +1,8 @@
 /**
- * A byte-for-byte reproducible ZIP writer: entries sorted by name, deflated with
- * node:zlib, every entry stamped 1980-01-01 00:00 (the DOS epoch) with fixed
+ * A byte-for-byte reproducible ZIP writer: entries sorted by name, STORED (not
+ * deflated: zlib builds with CPU-specific code paths, such as Node's SIMD-optimised
+ * zlib, may compress the same input to different bytes on another machine), every
+ * entry stamped 1980-01-01 00:00 (the DOS epoch) with fixed
  * attributes (regular file, 0644, made by UNIX). The same input files give the
  * same bytes on every machine and every run, so Terraform sees no change to a
  * Lambda whose code did not change (cdktf's own ARCHIVE assets stamp real times).
@@ -16,9 +18,10 @@ export interface ZipEntry {
 const DOS_TIME = 0; // 00:00:00
 const DOS_DATE = (0 << 9) | (1 << 5) | 1; // 1980-01-01
 const VERSION_MADE_BY = (3 << 8) | 20; // UNIX, spec 2.0
-const VERSION_NEEDED = 20;
+const VERSION_NEEDED = 10; // stored entries need only ZIP 1.0
 const EXTERNAL_ATTRS = (0o100644 << 16) >>> 0; // regular file, rw-r--r--
 const FLAG_UTF8 = 0x0800;
+const METHOD_STORED = 0;
 
 let crcTable: Uint32Array | undefined;
 
@@ -49,14 +52,14 @@ export function deterministicZip(entries: readonly ZipEntry[]): Buffer {
     if (e.name.startsWith('/') || e.name.includes('\\'))
       throw new Error(`zip entry name '${e.name}' must be relative, with forward slashes`);
     const name = Buffer.from(e.name, 'utf8');
-    const compressed = zlib.deflateRawSync(e.data, { level: 9 });
+    const compressed = e.data; // stored
     const crc = crc32(e.data);
 
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(VERSION_NEEDED, 4);
     local.writeUInt16LE(FLAG_UTF8, 6);
-    local.writeUInt16LE(8, 8); // deflate
+    local.writeUInt16LE(METHOD_STORED, 8);
     local.writeUInt16LE(DOS_TIME, 10);
     local.writeUInt16LE(DOS_DATE, 12);
     local.writeUInt32LE(crc, 14);
@@ -71,7 +74,7 @@ export function deterministicZip(entries: readonly ZipEntry[]): Buffer {
     central.writeUInt16LE(VERSION_MADE_BY, 4);
     central.writeUInt16LE(VERSION_NEEDED, 6);
     central.writeUInt16LE(FLAG_UTF8, 8);
-    central.writeUInt16LE(8, 10);
+    central.writeUInt16LE(METHOD_STORED, 10);
     central.writeUInt16LE(DOS_TIME, 12);
     central.writeUInt16LE(DOS_DATE, 14);
     central.writeUInt32LE(crc, 16);
