@@ -13,6 +13,8 @@ export const TOPIC_ARN_ENV_VAR = 'SMVM_TOPIC_ARN';
 export const SHARD_COUNT_ENV_VAR = 'SMVM_SHARD_COUNT';
 /** Name of the watchdog function itself, for fan-out invocations. */
 export const FUNCTION_NAME_ENV_VAR = 'AWS_LAMBDA_FUNCTION_NAME';
+/** Watchdog: seconds between schedule runs (cadence of metric reads and usage events). Default 60. */
+export const SCHEDULE_SECONDS_ENV_VAR = 'SMVM_SCHEDULE_SECONDS';
 /** Log level: debug, info, warn, error. */
 export const LOG_LEVEL_ENV_VAR = 'SMVM_LOG_LEVEL';
 /** Region of the AWS Price List API endpoint (us-east-1, eu-central-1 or ap-south-1). */
@@ -43,6 +45,10 @@ export const AGENT_CONFIG_FILE = 'agent.json';
 /** SSM parameter holding a policy's document. */
 export function policyParameterName(policyId: string): string {
   return `/smvm/${policyId}/policy`;
+}
+/** SSM parameter holding the ARN of a policy's SNS topic (read by the CLI). */
+export function topicParameterName(policyId: string): string {
+  return `/smvm/${policyId}/topic`;
 }
 /** SSM parameter pointing at the current agent artifact (bucket, key, sha256). */
 export function agentArtifactParameterName(policyId: string): string {

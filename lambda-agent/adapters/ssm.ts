@@ -1,0 +1,35 @@
+/**
+ * SSM adapter of the watchdog: reads the policy document from its parameter (once per
+ * invocation; a new policy version is picked up by the next cycle).
+ */
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import type { AwsClient } from './ec2';
+
+export class ParameterReadError extends Error {
+  constructor(
+    readonly parameter: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ParameterReadError';
+  }
+}
+
+/** The parameter's value; throws {@link ParameterReadError} when it cannot be read. */
+export async function readParameter(ssm: AwsClient, name: string): Promise<string> {
+  let out;
+  try {
+    out = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+  } catch (e) {
+    const code = (e as { name?: string }).name ?? 'Error';
+    throw new ParameterReadError(
+      name,
+      `policy: parameter '${name}' cannot be read (${code}: ${(e as Error).message}). Check the parameter exists and the watchdog may ssm:GetParameter it.`,
+      { cause: e },
+    );
+  }
+  const value = out.Parameter?.Value;
+  if (typeof value !== 'string' || value === '') throw new ParameterReadError(name, `policy: parameter '${name}' is empty`);
+  return value;
+}
