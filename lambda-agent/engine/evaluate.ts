@@ -6,7 +6,7 @@
  * the watchdog, the CLI and the savings replay all execute or display the same value.
  */
 import type { ActionName } from '../contract/events';
-import type { Checkpoint, EpisodeRecord } from '../contract/state';
+import type { Checkpoint, EpisodeRecord, Overrides } from '../contract/state';
 import { ACTION_STRENGTH, type Policy, type RuleConfig } from '../policy/model';
 import { tariffOf } from '../policy/tariff';
 import { findRule } from '../rules';
@@ -81,10 +81,20 @@ export interface Decision {
   readonly notices: readonly string[];
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const NO_RECORDS: readonly EpisodeRecord[] = Object.freeze([]);
+const NO_OVERRIDES: Overrides = Object.freeze({});
+
 /** Records kept per rule: the current episode and the one before (for escalation). */
 const RECORDS_PER_RULE = 2;
 /** Records kept in all (they must fit one 256-character tag). */
 const RECORDS_MAX = 6;
+
+/** The earlier of the current "next thing" and this one. */
+function earliest(next: Decision['next'], at: number, rule: string, kind: 'warning' | 'action', action: ActionName): Decision['next'] {
+  return !next || at < next.at ? { at, rule, kind, action } : next;
+}
 
 function latest(r: EpisodeRecord): number {
   return Math.max(r.warnedAt ?? 0, r.actedAt ?? 0);
@@ -96,19 +106,63 @@ function upsert(records: EpisodeRecord[], rec: EpisodeRecord): void {
   else records.push(rec);
 }
 
-function prune(records: EpisodeRecord[]): EpisodeRecord[] {
-  const byRule = new Map<string, EpisodeRecord[]>();
-  for (const r of records) byRule.set(r.rule, [...(byRule.get(r.rule) ?? []), r]);
-  const kept: EpisodeRecord[] = [];
-  for (const list of byRule.values()) kept.push(...list.sort((a, b) => latest(a) - latest(b)).slice(-RECORDS_PER_RULE));
-  return kept.sort((a, b) => latest(a) - latest(b)).slice(-RECORDS_MAX);
+/**
+ * Keep the records that fit one tag: per rule the newest two, in all the newest six.
+ * Records of episodes that are current in this decision go first, so an acted episode
+ * that is still going on is never forgotten (and acted on again) for older ones.
+ */
+function prune(records: EpisodeRecord[], current: ReadonlyMap<string, string>): EpisodeRecord[] {
+  if (records.length <= 1) return records.slice();
+  if (records.length <= RECORDS_MAX && sortedAndFew(records)) return records.slice();
+  type Item = { readonly r: EpisodeRecord; readonly cur: number; readonly t: number };
+  const order = (a: Item, b: Item) => a.cur - b.cur || a.t - b.t;
+  const byRule = new Map<string, Item[]>();
+  for (const r of records) {
+    const item: Item = { r, cur: current.get(r.rule) === r.episode ? 1 : 0, t: latest(r) };
+    const list = byRule.get(r.rule);
+    if (list) list.push(item);
+    else byRule.set(r.rule, [item]);
+  }
+  const kept: Item[] = [];
+  for (const list of byRule.values()) kept.push(...list.sort(order).slice(-RECORDS_PER_RULE));
+  return kept
+    .sort(order)
+    .slice(-RECORDS_MAX)
+    .sort((a, b) => a.t - b.t)
+    .map((i) => i.r);
+}
+
+/** Strictly ordered by time, at most two per rule: prune keeps them all, in this order. */
+function sortedAndFew(records: readonly EpisodeRecord[]): boolean {
+  for (let i = 1; i < records.length; i++) {
+    if (latest(records[i - 1]) >= latest(records[i])) return false;
+    let same = 0;
+    for (let j = 0; j < i; j++) if (records[j].rule === records[i].rule) same++;
+    if (same >= RECORDS_PER_RULE) return false;
+  }
+  return true;
 }
 
 function sameRecords(a: readonly EpisodeRecord[], b: readonly EpisodeRecord[]): boolean {
   if (a.length !== b.length) return false;
+  // Unchanged records are the very same objects (upsert replaces what it changes).
+  if (b.every((r) => a.includes(r))) return true;
   const key = (r: EpisodeRecord) => `${r.rule}:${r.episode}:${r.warnedAt ?? ''}:${r.actedAt ?? ''}:${r.action ?? ''}`;
   const set = new Set(a.map(key));
   return b.every((r) => set.has(key(r)));
+}
+
+/**
+ * The report of a pending or due rule. Built property by property, in a fixed key
+ * order: object spread of objects with optional keys is V8's slow cloning path, and
+ * this runs for every rule of every evaluation.
+ */
+function reportOf(rule: RuleConfig, out: Extract<Outcome, { status: 'pending' | 'due' }>, action: ActionName, status: RuleStatus, actAt?: number, reason = out.reason): RuleReport {
+  const r = { rule: rule.name, type: rule.type, reason, action, episode: out.episode, dueAt: out.dueAt } as Mutable<RuleReport>;
+  if (out.figures) r.figures = out.figures;
+  r.status = status;
+  if (actAt !== undefined) r.actAt = actAt;
+  return r;
 }
 
 export function evaluate(policy: Policy, obs: Observation, now: number): Decision {
@@ -116,10 +170,11 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
   const tariff = tariffOf(policy, obs.hourlyUsd);
   const { checkpoint, changed } = reconcile(obs.checkpoint, obs.state, obs.stateSince, now, tariff);
   const accounting = accountingAt(checkpoint, now, tariff, obs.netOutBytes);
-  const overrides = obs.overrides ?? {};
+  const overrides = obs.overrides ?? NO_OVERRIDES;
   const snoozedUntil = overrides.snoozeUntil !== undefined && overrides.snoozeUntil > now ? overrides.snoozeUntil : undefined;
+  let snoozedIso: string | undefined;
   const prior = obs.episodes ?? [];
-  const records = [...prior];
+  const records = prior.slice();
   const hourlyUsd = tariff.hourlyUsd;
 
   const reports: RuleReport[] = [];
@@ -127,10 +182,9 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
   const due: Array<{ rule: RuleConfig; action: ActionName; episode: string; reason: string; hard: boolean }> = [];
   const conditions: Record<string, number> = {};
   const notices: string[] = [];
+  /** Rule name → the episode going on now (pending or due); one per rule. */
+  const current = new Map<string, string>();
   let next: Decision['next'];
-  const consider = (at: number, rule: string, kind: 'warning' | 'action', action: ActionName) => {
-    if (!next || at < next.at) next = { at, rule, kind, action };
-  };
   let hardLimitReached: string | undefined;
 
   for (const rule of policy.rules) {
@@ -140,18 +194,8 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
       reports.push({ rule: rule.name, type: rule.type, status: 'ok', reason: 'terminated', action: rule.action });
       continue;
     }
-    const ctx: RuleContext = {
-      now,
-      policy,
-      rule,
-      obs,
-      billing,
-      checkpoint,
-      accounting,
-      overrides,
-      records: records.filter((r) => r.rule === rule.name),
-      ...(hourlyUsd === undefined ? {} : { hourlyUsd }),
-    };
+    const ctx: Mutable<RuleContext> = { now, policy, rule, obs, billing, checkpoint, accounting, overrides, records: records.length === 0 ? NO_RECORDS : records.filter((r) => r.rule === rule.name) };
+    if (hourlyUsd !== undefined) ctx.hourlyUsd = hourlyUsd;
     const out: Outcome = def.evaluate(ctx);
     if (out.figures && def.kind === 'hard' && out.figures.value !== undefined && out.figures.limit !== undefined && out.figures.value >= out.figures.limit) {
       hardLimitReached ??= `${rule.name} limit reached`;
@@ -159,20 +203,22 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
     if (out.status === 'unknown' && rule.type === 'spend') notices.push(out.reason);
     if (out.status === 'ok' || out.status === 'unknown') {
       if (out.status === 'ok' && out.conditionSince !== undefined) conditions[rule.name] = out.conditionSince;
-      reports.push({ rule: rule.name, type: rule.type, status: out.status, reason: out.reason, action: rule.action, ...(out.figures ? { figures: out.figures } : {}) });
+      const r: Mutable<RuleReport> = { rule: rule.name, type: rule.type, status: out.status, reason: out.reason, action: rule.action };
+      if (out.figures) r.figures = out.figures;
+      reports.push(r);
       continue;
     }
     if (out.conditionSince !== undefined) conditions[rule.name] = out.conditionSince;
+    current.set(rule.name, out.episode);
     const action = out.action ?? rule.action;
-    const base = { rule: rule.name, type: rule.type, reason: out.reason, action, episode: out.episode, dueAt: out.dueAt, ...(out.figures ? { figures: out.figures } : {}) };
     const rec = records.find((r) => r.rule === rule.name && r.episode === out.episode);
     if (rec?.actedAt !== undefined) {
-      reports.push({ ...base, status: 'acted', reason: `${out.reason}; ${rec.action ?? action} done for this episode` });
+      reports.push(reportOf(rule, out, action, 'acted', undefined, `${out.reason}; ${rec.action ?? action} done for this episode`));
       continue;
     }
     if (snoozedUntil !== undefined && def.kind === 'soft') {
-      reports.push({ ...base, status: 'snoozed', reason: `${out.reason}; snoozed until ${new Date(snoozedUntil).toISOString()}`, actAt: Math.max(out.dueAt, snoozedUntil) });
-      consider(Math.max(out.dueAt, snoozedUntil), rule.name, 'action', action);
+      reports.push(reportOf(rule, out, action, 'snoozed', Math.max(out.dueAt, snoozedUntil), `${out.reason}; snoozed until ${(snoozedIso ??= new Date(snoozedUntil).toISOString())}`));
+      next = earliest(next, Math.max(out.dueAt, snoozedUntil), rule.name, 'action', action);
       continue;
     }
     const warnBefore = action === 'notify' || action === 'start' ? undefined : rule.warnBeforeMs;
@@ -183,31 +229,31 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
           const actAt = Math.max(out.dueAt, now + warnBefore);
           warnings.push({ rule: rule.name, episode: out.episode, action, dueAt: actAt, reason: out.reason });
           upsert(records, { rule: rule.name, episode: out.episode, warnedAt: now, action });
-          reports.push({ ...base, status: 'warning', actAt });
-          consider(actAt, rule.name, 'action', action);
+          reports.push(reportOf(rule, out, action, 'warning', actAt));
+          next = earliest(next, actAt, rule.name, 'action', action);
         } else {
-          reports.push({ ...base, status: 'pending', actAt: out.dueAt });
-          consider(warnAt, rule.name, 'warning', action);
+          reports.push(reportOf(rule, out, action, 'pending', out.dueAt));
+          next = earliest(next, warnAt, rule.name, 'warning', action);
         }
         continue;
       }
       const actAt = Math.max(out.dueAt, rec.warnedAt + warnBefore);
       if (now < actAt) {
-        reports.push({ ...base, status: 'pending', actAt });
-        consider(actAt, rule.name, 'action', action);
+        reports.push(reportOf(rule, out, action, 'pending', actAt));
+        next = earliest(next, actAt, rule.name, 'action', action);
         continue;
       }
       due.push({ rule, action, episode: out.episode, reason: out.reason, hard: def.kind === 'hard' });
-      reports.push({ ...base, status: 'due', actAt });
+      reports.push(reportOf(rule, out, action, 'due', actAt));
       continue;
     }
     if (out.status === 'pending') {
-      reports.push({ ...base, status: 'pending', actAt: out.dueAt });
-      consider(out.dueAt, rule.name, 'action', action);
+      reports.push(reportOf(rule, out, action, 'pending', out.dueAt));
+      next = earliest(next, out.dueAt, rule.name, 'action', action);
       continue;
     }
     due.push({ rule, action, episode: out.episode, reason: out.reason, hard: def.kind === 'hard' });
-    reports.push({ ...base, status: 'due', actAt: out.dueAt });
+    reports.push(reportOf(rule, out, action, 'due', out.dueAt));
   }
 
   // A start never overrides anything else, and never revives an instance over a hard limit.
@@ -235,25 +281,22 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
     for (const d of candidates) upsert(records, { rule: d.rule.name, episode: d.episode, actedAt: now, action: strongest.action });
   }
 
-  const episodes = prune(records);
-  return {
-    instanceId: obs.instanceId,
-    policyId: policy.id,
-    policyHash: policy.hash,
-    at: now,
-    dryRun: policy.dryRun,
-    billing,
-    ...(action ? { action } : {}),
-    warnings,
-    rules: reports,
-    reasons: [...(action ? [action.reason] : []), ...warnings.map((w) => `warning: ${w.reason}`)],
-    ...(next ? { next } : {}),
-    accounting,
-    checkpoint,
-    checkpointChanged: changed,
-    episodes,
-    episodesChanged: !sameRecords(prior, episodes),
-    conditions,
-    notices,
-  };
+  const episodes = prune(records, current);
+  // Built in this key order, optional keys only when set (plain JSON, no undefined).
+  const decision: Mutable<Decision> = { instanceId: obs.instanceId, policyId: policy.id, policyHash: policy.hash, at: now, dryRun: policy.dryRun, billing } as Mutable<Decision>;
+  if (action) decision.action = action;
+  decision.warnings = warnings;
+  decision.rules = reports;
+  const reasons = action ? [action.reason] : [];
+  for (const w of warnings) reasons.push(`warning: ${w.reason}`);
+  decision.reasons = reasons;
+  if (next) decision.next = next;
+  decision.accounting = accounting;
+  decision.checkpoint = checkpoint;
+  decision.checkpointChanged = changed;
+  decision.episodes = episodes;
+  decision.episodesChanged = !sameRecords(prior, episodes);
+  decision.conditions = conditions;
+  decision.notices = notices;
+  return decision;
 }

@@ -24,7 +24,8 @@ export function parseDuration(input: unknown): DurationResult {
     } catch {
       return { ok: false, problem: `is not a valid ISO 8601 duration; use ${ALLOWED}` };
     }
-    if (d.negative) return { ok: false, problem: 'must be positive' };
+    const parts = [d.weeks, d.days, d.hours, d.minutes, d.seconds];
+    if (d.negative || parts.some((v) => v !== undefined && v < 0)) return { ok: false, problem: 'must be positive' };
     if (d.years || d.months) return { ok: false, problem: 'may not use years or months (their length varies); use days' };
     const total =
       (d.weeks ?? 0) * 604_800_000 +
@@ -51,9 +52,9 @@ export function parseDuration(input: unknown): DurationResult {
   return { ok: true, ms: Math.round(value) };
 }
 
-/** A compact human form: `1d 4h`, `34m`, `45s`. */
+/** A compact human form: `1d 4h`, `34m`, `45s` (the two largest non-zero units). */
 export function formatDuration(msValue: number): string {
-  const neg = msValue < 0;
+  const sign = msValue < 0 ? '-' : '';
   let s = Math.round(Math.abs(msValue) / 1000);
   const d = Math.floor(s / 86400);
   s -= d * 86400;
@@ -61,10 +62,9 @@ export function formatDuration(msValue: number): string {
   s -= h * 3600;
   const m = Math.floor(s / 60);
   s -= m * 60;
-  const parts: string[] = [];
-  if (d) parts.push(`${d}d`);
-  if (h) parts.push(`${h}h`);
-  if (m && parts.length < 2) parts.push(`${m}m`);
-  if ((s && parts.length === 0) || parts.length === 0) parts.push(`${s}s`);
-  return (neg ? '-' : '') + parts.slice(0, 2).join(' ');
+  // Same output as joining the first two of [d, h, m] that are non-zero, else seconds.
+  if (d) return h ? `${sign}${d}d ${h}h` : m ? `${sign}${d}d ${m}m` : `${sign}${d}d`;
+  if (h) return m ? `${sign}${h}h ${m}m` : `${sign}${h}h`;
+  if (m) return `${sign}${m}m`;
+  return `${sign}${s}s`;
 }

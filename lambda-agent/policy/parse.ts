@@ -66,6 +66,25 @@ function pathText(prefix: string, path: readonly PropertyKey[]): string {
   return out || '(policy)';
 }
 
+/** The fields of the (strict) object schema at `path` below `shape`, through optionals and arrays. */
+function shapeAt(shape: Record<string, unknown> | undefined, path: readonly PropertyKey[]): Record<string, unknown> | undefined {
+  type Def = { def?: { type?: string; shape?: Record<string, unknown>; innerType?: unknown; element?: unknown } };
+  let current: Record<string, unknown> | undefined = shape;
+  let i = 0;
+  while (current && i < path.length) {
+    let s = current[path[i++] as string] as Def | undefined;
+    for (;;) {
+      if (s?.def?.type === 'optional') s = s.def.innerType as Def;
+      else if (s?.def?.type === 'array' && typeof path[i] === 'number') {
+        s = s.def.element as Def;
+        i++;
+      } else break;
+    }
+    current = s?.def?.shape;
+  }
+  return current;
+}
+
 /** Zod issues in the words of the policy's fields. */
 function describeIssues(issues: readonly z.core.$ZodIssue[], root: unknown, prefix: string, scope: string, shape?: Record<string, unknown>): PolicyError[] {
   const out: PolicyError[] = [];
@@ -74,7 +93,7 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], root: unknown, pref
     let message: string;
     switch (i.code) {
       case 'invalid_type':
-        message = got === 'nothing' ? `is required (${i.expected})` : `must be ${i.expected === 'array' ? 'a list' : `a ${i.expected}`}, got: ${got}`;
+        message = got === 'nothing' ? `is required (${i.expected})` : `must be ${i.expected === 'array' ? 'a list' : `${/^[aeiou]/.test(i.expected) ? 'an' : 'a'} ${i.expected}`}, got: ${got}`;
         break;
       case 'too_small':
         message = `must be ${i.inclusive ? '≥' : '>'} ${String(i.minimum)}, got: ${got}`;
@@ -86,7 +105,8 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], root: unknown, pref
         message = `must be ${i.values.length === 1 ? show(i.values[0]) : `one of ${i.values.map((v) => String(v)).join(', ')}`}, got: ${got}`;
         break;
       case 'unrecognized_keys': {
-        const allowed = shape ? Object.keys(shape).join(', ') : '';
+        const nested = shapeAt(shape, i.path);
+        const allowed = nested ? Object.keys(nested).join(', ') : '';
         out.push(
           ...i.keys.map((k) => ({
             scope,

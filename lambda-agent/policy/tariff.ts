@@ -19,8 +19,19 @@ export interface Tariff {
   readonly netOutUsdPerGb: number;
 }
 
+/** The last tariff built per policy (the engine and the spend rule ask for it on every evaluation). */
+const memo = new WeakMap<Policy, { readonly observed: number | undefined; readonly tariff: Tariff }>();
+
 /** The tariff from the policy's spend rule, falling back to the observed price. */
 export function tariffOf(policy: Policy, observedHourlyUsd: number | undefined): Tariff {
+  const hit = memo.get(policy);
+  if (hit && hit.observed === observedHourlyUsd) return hit.tariff;
+  const tariff = buildTariff(policy, observedHourlyUsd);
+  memo.set(policy, { observed: observedHourlyUsd, tariff });
+  return tariff;
+}
+
+function buildTariff(policy: Policy, observedHourlyUsd: number | undefined): Tariff {
   const spend = policy.rules.find((r) => r.type === 'spend');
   const p = (spend?.params ?? {}) as {
     hourlyUsd?: number;

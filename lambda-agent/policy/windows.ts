@@ -3,8 +3,9 @@
  *
  * Wall-clock to instant conversion is done by `@date-fns/tz` (`TZDateMini`, ~1.3 KB,
  * built on `Intl`), so daylight-saving changes in either hemisphere are the platform's
- * tz database, not arithmetic written here. Intervals are memoized per window list and
- * local day, because `Intl` calls are the slow part of an evaluation.
+ * tz database, not arithmetic written here. Intervals are memoized per window set and
+ * local day, because `Intl` calls are the slow part of an evaluation; the hot path
+ * makes none once the cache is warm.
  */
 import { TZDateMini } from '@date-fns/tz';
 
@@ -92,24 +93,52 @@ export function windowProblems(set: WindowSet): Array<[string, string]> {
 }
 
 type Interval = readonly [number, number];
-const cache = new WeakMap<WindowSet, Map<number, Interval[]>>();
 
-/** Local calendar day index (days since 1970-01-01 in local time) of an instant. */
-function localDay(t: number, tz: string): { index: number; y: number; m: number; d: number } {
-  const z = new TZDateMini(t, tz);
-  const y = z.getFullYear();
-  const m = z.getMonth();
-  const d = z.getDate();
-  return { index: Math.round(Date.UTC(y, m, d) / 86_400_000), y, m, d };
+/**
+ * Openings per window set and local day. Keyed by the set's content (time zone and
+ * windows), not by object, so that every policy with the same windows, and every
+ * re-parse of a policy (the watchdog parses it on each invocation), shares the entries.
+ */
+const cache = new Map<string, Map<number, Interval[]>>();
+const keys = new WeakMap<WindowSet, string>();
+/** Shortcut from a set object to its day map (still valid after the shared cache is cleared: entries depend on content only). */
+const bySet = new WeakMap<WindowSet, Map<number, Interval[]>>();
+/** Bounds of the cache: distinct window sets, and local days per set. */
+const MAX_SETS = 256;
+const MAX_DAYS = 512;
+
+function cacheFor(set: WindowSet): Map<number, Interval[]> {
+  const direct = bySet.get(set);
+  if (direct) return direct;
+  let key = keys.get(set);
+  if (key === undefined) {
+    key = `${set.timezone}|${JSON.stringify(set.windows)}`;
+    keys.set(set, key);
+  }
+  let perSet = cache.get(key);
+  if (!perSet) {
+    if (cache.size >= MAX_SETS) cache.clear();
+    perSet = new Map();
+    cache.set(key, perSet);
+  }
+  bySet.set(set, perSet);
+  return perSet;
+}
+
+/** UTC offsets of IANA zones lie within these bounds (UTC−12 … UTC+14). */
+const MAX_OFFSET_MS = 14 * 3_600_000;
+
+/**
+ * A range of day indices (days since 1970-01-01) that contains the local calendar day
+ * of every instant in [from, to] in any time zone: no `Intl` call needed. Days outside
+ * the exact local range only contribute intervals that the caller filters out.
+ */
+function dayRange(from: number, to: number): [number, number] {
+  return [Math.floor((from - MAX_OFFSET_MS) / 86_400_000), Math.floor((to + MAX_OFFSET_MS) / 86_400_000)];
 }
 
 /** Intervals of windows that open on one local day. */
-function openingsOn(set: WindowSet, dayIndex: number): Interval[] {
-  let perSet = cache.get(set);
-  if (!perSet) {
-    perSet = new Map();
-    cache.set(set, perSet);
-  }
+function openingsOn(set: WindowSet, perSet: Map<number, Interval[]>, dayIndex: number): Interval[] {
   const hit = perSet.get(dayIndex);
   if (hit) return hit;
   const date = new Date(dayIndex * 86_400_000);
@@ -127,18 +156,39 @@ function openingsOn(set: WindowSet, dayIndex: number): Interval[] {
     const end = new TZDateMini(y, m, d, 0, e, 0, 0, set.timezone).getTime();
     if (end > start) out.push([start, end]);
   }
-  if (perSet.size > 64) perSet.clear();
+  out.sort((a, b) => a[0] - b[0]);
+  if (perSet.size >= MAX_DAYS) perSet.clear();
   perSet.set(dayIndex, out);
   return out;
 }
 
 /** Merged, sorted intervals overlapping [from, to]. */
 export function intervals(set: WindowSet, from: number, to: number): Interval[] {
-  const first = localDay(from, set.timezone).index - 1;
-  const last = localDay(to, set.timezone).index;
+  // A window opening on the day before `from`'s local day can still be open at `from`.
+  const [first, last] = dayRange(from, to);
+  const perSet = cacheFor(set);
+  // Openings are cached sorted per day, and a day's openings never start before the
+  // previous day's: merge in one pass, and sort only if that ever fails to hold.
+  const merged: Array<[number, number]> = [];
+  let lastStart = -Infinity;
+  for (let day = first - 1; day <= last; day++) {
+    for (const iv of openingsOn(set, perSet, day)) {
+      if (iv[1] <= from || iv[0] >= to) continue;
+      if (iv[0] < lastStart) return mergedSorted(set, perSet, from, to, first, last);
+      lastStart = iv[0];
+      const top = merged[merged.length - 1];
+      if (top && iv[0] <= top[1]) top[1] = Math.max(top[1], iv[1]);
+      else merged.push([iv[0], iv[1]]);
+    }
+  }
+  return merged;
+}
+
+/** {@link intervals} for openings out of order: collect, sort, merge. */
+function mergedSorted(set: WindowSet, perSet: Map<number, Interval[]>, from: number, to: number, first: number, last: number): Interval[] {
   const raw: Interval[] = [];
-  for (let day = first; day <= last; day++) {
-    for (const iv of openingsOn(set, day)) if (iv[1] > from && iv[0] < to) raw.push(iv);
+  for (let day = first - 1; day <= last; day++) {
+    for (const iv of openingsOn(set, perSet, day)) if (iv[1] > from && iv[0] < to) raw.push(iv);
   }
   raw.sort((a, b) => a[0] - b[0]);
   const merged: Array<[number, number]> = [];
@@ -169,34 +219,57 @@ export function position(set: WindowSet, t: number): WindowPosition {
   const ivs = intervals(set, t - SEARCH_MS, t + SEARCH_MS);
   let lastOpen: number | undefined;
   let lastClose: number | undefined;
+  // Built property by property (only the keys that are known): this is on the hot path.
+  const out: { -readonly [K in keyof WindowPosition]: WindowPosition[K] } = { inside: false };
   for (const [s, e] of ivs) {
     if (s <= t && t < e) {
-      const prevClose = lastClose;
-      return { inside: true, lastOpen: s, nextClose: e, ...(prevClose === undefined ? {} : { lastClose: prevClose }) };
+      out.inside = true;
+      out.lastOpen = s;
+      out.nextClose = e;
+      if (lastClose !== undefined) out.lastClose = lastClose;
+      return out;
     }
     if (e <= t) {
       lastOpen = s;
       lastClose = e;
       continue;
     }
-    return {
-      inside: false,
-      ...(lastOpen === undefined ? {} : { lastOpen }),
-      ...(lastClose === undefined ? {} : { lastClose }),
-      nextOpen: s,
-      nextClose: e,
-    };
+    if (lastOpen !== undefined) out.lastOpen = lastOpen;
+    if (lastClose !== undefined) out.lastClose = lastClose;
+    out.nextOpen = s;
+    out.nextClose = e;
+    return out;
   }
-  return {
-    inside: false,
-    ...(lastOpen === undefined ? {} : { lastOpen }),
-    ...(lastClose === undefined ? {} : { lastClose }),
-  };
+  if (lastOpen !== undefined) out.lastOpen = lastOpen;
+  if (lastClose !== undefined) out.lastClose = lastClose;
+  return out;
 }
 
 /** Milliseconds of [from, to) that fall inside the windows. */
 export function overlapMs(set: WindowSet, from: number, to: number): number {
   if (to <= from) return 0;
+  // The length of the union, summed in one pass over the day-sorted openings (the same
+  // integer as summing the merged intervals), without building them.
+  const [first, last] = dayRange(from, to);
+  const perSet = cacheFor(set);
+  let total = 0;
+  let covered = from;
+  let lastStart = -Infinity;
+  for (let day = first - 1; day <= last; day++) {
+    for (const iv of openingsOn(set, perSet, day)) {
+      if (iv[1] <= from || iv[0] >= to) continue;
+      if (iv[0] < lastStart) return overlapOfMerged(set, from, to);
+      lastStart = iv[0];
+      const lo = Math.max(iv[0], covered);
+      const hi = Math.min(iv[1], to);
+      if (hi > lo) total += hi - lo;
+      if (iv[1] > covered) covered = iv[1];
+    }
+  }
+  return total;
+}
+
+function overlapOfMerged(set: WindowSet, from: number, to: number): number {
   let total = 0;
   for (const [s, e] of intervals(set, from, to)) total += Math.max(0, Math.min(e, to) - Math.max(s, from));
   return total;

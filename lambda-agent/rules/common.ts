@@ -85,10 +85,15 @@ export function scanCondition(
     }
     return { known: true, since: Math.max(since, notBefore), lastAt: last.at };
   }
-  const hb = obs.heartbeat;
-  if (hb && now - hb.at <= 2 * ctx.policy.heartbeatIntervalMs) {
+  return reportedCondition(ctx, notBefore);
+}
+
+/** Since when the agent's fresh heartbeat report says this rule's condition holds (no samples). */
+export function reportedCondition(ctx: RuleContext, notBefore: number): ConditionState {
+  const hb = ctx.obs.heartbeat;
+  if (hb && ctx.now - hb.at <= 2 * ctx.policy.heartbeatIntervalMs) {
     const since = hb.conditions[ctx.rule.name];
-    return since === undefined ? { known: true, lastAt: now } : { known: true, since: Math.max(since, notBefore), lastAt: now };
+    return since === undefined ? { known: true, lastAt: ctx.now } : { known: true, since: Math.max(since, notBefore), lastAt: ctx.now };
   }
   return { known: false, why: 'no usage samples and no fresh report from the agent' };
 }

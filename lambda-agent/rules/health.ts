@@ -59,7 +59,12 @@ export const health = registerRule<Raw>({
   evaluate(ctx: RuleContext): Outcome {
     const p = ctx.rule.params as unknown as Params;
     if (ctx.billing !== 'running') return { status: 'ok', reason: 'not running' };
-    const c = scanCondition(ctx, isUnhealthySample, ctx.checkpoint.since);
+    // With escalation, the condition is judged anew after each action of this rule: an
+    // instance that stays unhealthy for a window after the reboot escalates (without
+    // this, a continuously failing check would keep the rebooted episode forever).
+    let notBefore = ctx.checkpoint.since;
+    if (p.escalate) for (const r of ctx.records) if (r.actedAt !== undefined && r.actedAt > notBefore) notBefore = r.actedAt;
+    const c = scanCondition(ctx, isUnhealthySample, notBefore);
     if (!c.known) return { status: 'unknown', reason: `health unknown: ${c.why}` };
     if (c.since === undefined) return { status: 'ok', reason: 'healthy' };
     const out = conditionOutcome(ctx, c.since, c.lastAt, p.windowMs, (held) => `unhealthy for ${dur(held)} (window ${dur(p.windowMs)})`);

@@ -8,7 +8,7 @@ import * as z from 'zod/mini';
 import { registerRule } from './registry';
 import { commonShape, duration, ms, dur, sec } from './common';
 import { actionPermissions } from './permissions';
-import type { Outcome, RuleContext } from './types';
+import type { Outcome, RuleContext, RuleProblem } from './types';
 
 const schema = z.strictObject({
   ...commonShape('lifetime'),
@@ -24,6 +24,7 @@ export const lifetime = registerRule<Raw>({
   hosts: ['agent', 'watchdog'],
   actions: ['stop', 'hibernate', 'terminate', 'notify'],
   schema,
+  validate: (raw): RuleProblem[] => (ms(raw.max) > 0 ? [] : [['max', `must be longer than zero, got: '${raw.max}'`]]),
   normalize: (raw) => ({ maxMs: ms(raw.max) }),
   evaluate(ctx: RuleContext): Outcome {
     const maxMs = ctx.rule.params.maxMs as number;

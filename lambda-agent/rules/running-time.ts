@@ -6,7 +6,7 @@ import * as z from 'zod/mini';
 import { registerRule } from './registry';
 import { commonShape, duration, ms, dur, sec } from './common';
 import { actionPermissions } from './permissions';
-import type { Outcome, RuleContext } from './types';
+import type { Outcome, RuleContext, RuleProblem } from './types';
 
 const schema = z.strictObject({
   ...commonShape('running-time'),
@@ -22,6 +22,7 @@ export const runningTime = registerRule<Raw>({
   hosts: ['agent', 'watchdog'],
   actions: ['stop', 'hibernate', 'terminate', 'notify'],
   schema,
+  validate: (raw): RuleProblem[] => (ms(raw.max) > 0 ? [] : [['max', `must be longer than zero, got: '${raw.max}'`]]),
   normalize: (raw) => ({ maxMs: ms(raw.max) }),
   evaluate(ctx: RuleContext): Outcome {
     const limit = (ctx.rule.params.maxMs as number) + (ctx.overrides.runningMs ?? 0);

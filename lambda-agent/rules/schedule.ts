@@ -57,6 +57,8 @@ export const schedule = registerRule<Raw>({
     }
     if (ctx.billing === 'stopped' && ctx.rule.params.startAtOpen) {
       if (pos.inside && pos.lastOpen !== undefined && since <= pos.lastOpen) {
+        // EC2 refuses to start an instance that is still stopping; start it once stopped.
+        if (ctx.obs.state !== 'stopped') return { status: 'ok', reason: `the window is open but the instance is still ${ctx.obs.state}` };
         return {
           status: 'due',
           dueAt: pos.lastOpen,

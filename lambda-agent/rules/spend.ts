@@ -78,7 +78,8 @@ export const spend = registerRule<Raw>({
       };
     }
     if (ctx.billing === 'running') {
-      const at = timeToAccrue(tariffOf(ctx.policy, ctx.hourlyUsd), ctx.now, limit - spent);
+      // The engine's own tariff (same inputs, so memoized): the policy's rate wins over the observed one.
+      const at = timeToAccrue(tariffOf(ctx.policy, ctx.obs.hourlyUsd), ctx.now, limit - spent);
       const dueAt = spent >= limit ? ctx.now : Math.ceil(at ?? Number.MAX_SAFE_INTEGER);
       return {
         status: spent >= limit ? 'due' : 'pending',

@@ -5,7 +5,7 @@
  */
 import * as z from 'zod/mini';
 import { registerRule } from './registry';
-import { commonShape, duration, ms, dur, sec, scanCondition } from './common';
+import { commonShape, duration, ms, dur, sec, reportedCondition } from './common';
 import { actionPermissions } from './permissions';
 import type { Outcome, RuleContext, RuleProblem } from './types';
 
@@ -49,7 +49,7 @@ export const taskCompletion = registerRule<Raw>({
       if (task.state === 'running') return { status: 'ok', reason: `${what} is running` };
       exitedAt = task.exitedAt ?? ctx.now;
     } else {
-      const c = scanCondition({ ...ctx, obs: { ...ctx.obs, samples: undefined } }, () => undefined, 0);
+      const c = reportedCondition(ctx, 0);
       if (!c.known) return { status: 'unknown', reason: `state of ${what} unknown: ${c.why}` };
       if (c.since === undefined) return { status: 'ok', reason: `${what} is running (agent report)` };
       exitedAt = c.since;
