@@ -46,7 +46,6 @@ export const health = registerRule<Raw>({
   schema,
   validate(raw): RuleProblem[] {
     const out: RuleProblem[] = [];
-    if (raw.window && ms(raw.window) < 60_000) out.push(['window', `must be at least 1m, got: '${raw.window}'`]);
     if (raw.escalate?.action === 'start' || raw.escalate?.action === 'hibernate') {
       out.push(['escalate.action', `must be one of notify, reboot, stop, terminate, got: '${raw.escalate.action}'`]);
     }

@@ -8,7 +8,7 @@ import * as z from 'zod/mini';
 import { registerRule } from './registry';
 import { commonShape, duration, ms, dur, percent, nonNegative, rate, scanCondition, conditionOutcome, samplesSince, maxOf } from './common';
 import { actionPermissions } from './permissions';
-import type { Outcome, RuleContext, RuleProblem, Sample } from './types';
+import type { Outcome, RuleContext, Sample } from './types';
 
 const schema = z.strictObject({
   ...commonShape('idle'),
@@ -46,11 +46,6 @@ export const idle = registerRule<Raw>({
   hosts: ['agent', 'watchdog'],
   actions: ['stop', 'hibernate', 'terminate', 'notify'],
   schema,
-  validate(raw): RuleProblem[] {
-    const w = ms(raw.window);
-    if (w < 60_000) return [['window', `must be at least 1m (shorter than the metric period cannot be judged), got: '${raw.window}'`]];
-    return [];
-  },
   normalize: (raw): Record<string, unknown> => ({
     windowMs: ms(raw.window),
     cpu: raw.cpuPercentBelow ?? 5,

@@ -44,7 +44,6 @@ export const overUse = registerRule<Raw>({
     if (raw.cpuPercentAbove === undefined && raw.networkBytesPerSecAbove === undefined) {
       out.push(['cpuPercentAbove', 'or networkBytesPerSecAbove is required; give at least one threshold']);
     }
-    if (ms(raw.window) < 60_000) out.push(['window', `must be at least 1m, got: '${raw.window}'`]);
     return out;
   },
   normalize: (raw) => ({

@@ -581,9 +581,8 @@ describe('SelfManagementPolicy validation', () => {
     const bad = build({ policy: { id: 'Dev', rules: [{ rule: 'idle', window: '10s' }, { rule: 'nope' }, { rule: 'lifetime' }] } });
     expect(bad).toThrow(PolicyDocumentError);
     expect(bad).toThrowErrorMatchingInlineSnapshot(`
-"stack/Policy: 'policy' has 5 problems; fix each in the policy document:
+"stack/Policy: 'policy' has 4 problems; fix each in the policy document:
   [stack/Policy] policy:Dev: 'id' must be lower-case letters, digits and hyphens, starting with a letter, at most 40 characters, got: "Dev"
-  [stack/Policy] policy:Dev rule:idle: 'rules[0].window' must be at least 1m (shorter than the metric period cannot be judged), got: '10s'
   [stack/Policy] policy:Dev rule:idle: 'rules[0].window' must be at least twice agent.sampleInterval (10s), got: "10s"
   [stack/Policy] policy:Dev: 'rules[1].rule' must be one of health, heartbeat-lost, idle, lifetime, over-use, running-time, schedule, spend, task-completion, got: "nope"
   [stack/Policy] policy:Dev rule:lifetime: 'rules[2].max' is required (string)"
