@@ -26,7 +26,7 @@ import {
   type EventType,
   type Severity,
   type SmvmEvent,
-} from './contract/events';
+} from './contract/event-core';
 import type { Checkpoint, EpisodeRecord } from './contract/state';
 import type { Decision } from './engine/evaluate';
 import type { InstanceState } from './rules/types';

@@ -4,7 +4,7 @@
  * raw SQS delivery) and the event's subject as the email Subject.
  */
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { messageAttributes, type SmvmEvent } from '../contract/events';
+import { messageAttributes, type SmvmEvent } from '../contract/event-core';
 import type { AwsClient } from './ec2';
 
 /** SNS refuses subjects over 100 characters, with line breaks or outside printable ASCII. */

@@ -16,7 +16,7 @@
 import { AwsHttpError, type AwsClient } from '../adapters/agent/aws-http';
 import type { ImdsClient } from '../adapters/agent/imds';
 import type { ProcSampler } from '../adapters/agent/proc';
-import { messageAttributes, type SmvmEvent } from '../contract/events';
+import { messageAttributes, type SmvmEvent } from '../contract/event-core';
 import { contentHash } from '../contract/ids';
 import {
   decodeCheckpoint,

@@ -5,7 +5,7 @@
  * argument and the decision is plain data (it survives a JSON round trip); the agent,
  * the watchdog, the CLI and the savings replay all execute or display the same value.
  */
-import type { ActionName } from '../contract/events';
+import type { ActionName } from '../contract/event-core';
 import type { Checkpoint, EpisodeRecord, Overrides } from '../contract/state';
 import { ACTION_STRENGTH, type Policy, type RuleConfig } from '../policy/model';
 import { tariffOf } from '../policy/tariff';

@@ -2,7 +2,7 @@
  * The policy model: what the user writes (a {@link PolicyDocument}, JSON) and what the
  * runtime works with (a {@link Policy}, normalized once by `parsePolicy`).
  */
-import type { ActionName } from '../contract/events';
+import type { ActionName } from '../contract/event-core';
 
 /** A rule as written in a policy document. */
 export interface RuleDocument {

@@ -4,7 +4,7 @@
  * scoped `policy:<id> rule:<name>` with the field, the value and what is allowed.
  */
 import * as z from 'zod/mini';
-import { ACTION_NAMES, type ActionName } from '../contract/events';
+import { ACTION_NAMES, type ActionName } from '../contract/event-core';
 import { contentHash, POLICY_ID_PATTERN } from '../contract/ids';
 import { findRule, ruleNames } from '../rules';
 import { parseDuration } from './duration';

@@ -7,7 +7,7 @@
  * local day, because `Intl` calls are the slow part of an evaluation; the hot path
  * makes none once the cache is warm.
  */
-import { TZDateMini } from '@date-fns/tz';
+import { TZDateMini } from '@date-fns/tz/date/mini';
 
 export const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 export type DayName = (typeof DAY_NAMES)[number];

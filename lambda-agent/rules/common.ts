@@ -3,7 +3,7 @@
  * agent's report, and formatting of figures for reasons.
  */
 import * as z from 'zod/mini';
-import { ACTION_NAMES } from '../contract/events';
+import { ACTION_NAMES } from '../contract/event-core';
 import { parseDuration, formatDuration } from '../policy/duration';
 import type { ConditionState, RuleContext, Sample } from './types';
 

@@ -5,7 +5,7 @@
  * again, the escalation action (e.g. stop) is taken instead.
  */
 import * as z from 'zod/mini';
-import { ACTION_NAMES } from '../contract/events';
+import { ACTION_NAMES } from '../contract/event-core';
 import { registerRule } from './registry';
 import { commonShape, duration, ms, dur, scanCondition, conditionOutcome } from './common';
 import { actionPermissions } from './permissions';

@@ -1,5 +1,5 @@
 /** IAM actions each action needs. */
-import type { ActionName } from '../contract/events';
+import type { ActionName } from '../contract/event-core';
 
 const BY_ACTION: Record<ActionName, string[]> = {
   notify: [],

@@ -4,7 +4,7 @@
  * runnable example. Adding a rule touches one file (plus its import in `index.ts`).
  */
 import type * as z from 'zod/mini';
-import type { ActionName } from '../contract/events';
+import type { ActionName } from '../contract/event-core';
 import type { BillingState, Checkpoint, EpisodeRecord, HeartbeatReport, Overrides } from '../contract/state';
 import type { Policy, RuleConfig } from '../policy/model';
 

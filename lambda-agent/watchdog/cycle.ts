@@ -14,7 +14,7 @@ import { describeStatusChecks, type AwsClient, type StatusCheck } from '../adapt
 import { fetchUsageSamples, type MetricRequest } from '../adapters/cloudwatch';
 import { isHeartbeatFresh, observeInstance, type ObservedInstance } from '../adapters/observe';
 import type { PriceList } from '../adapters/pricing';
-import type { EventType, SmvmEvent } from '../contract/events';
+import type { EventType, SmvmEvent } from '../contract/event-core';
 import { encodeCheckpoint } from '../contract/state';
 import { evaluate } from '../engine/evaluate';
 import type { Decision } from '../engine/evaluate';

@@ -11,7 +11,7 @@ import { encodeOwnEpisodes, recordsToWrite, sameEncodedEpisodes, type ObservedIn
 import { publishEvent } from '../adapters/sns';
 import { EPISODES_TAG, STATE_TAG, WATCHDOG_WRITABLE_TAGS } from '../contract/tags';
 import { encodeCheckpoint, type Checkpoint, type EpisodeRecord } from '../contract/state';
-import type { SmvmEvent } from '../contract/events';
+import type { SmvmEvent } from '../contract/event-core';
 import type { ExecutorPorts } from '../executor';
 import type { Decision } from '../engine/evaluate';
 import { InstanceError } from './errors';
