@@ -134,14 +134,33 @@ export async function explain(ctx: CliContext, opts: { instanceId: string; json?
   return EXIT.OK;
 }
 
-async function announce(ctx: CliContext, policyId: string, event: SmvmEvent): Promise<boolean> {
+/** The policy's topic ARN, or a CliError saying how to fix it. */
+async function requireTopic(ctx: CliContext, policyId: string): Promise<string> {
   const topic = await topicOf(ctx, policyId);
   if (!topic) {
-    ctx.err(`warning: the topic of policy '${policyId}' is unknown (no /smvm/${policyId}/topic parameter); the change is not announced`);
-    return false;
+    throw new CliError(`the topic of policy '${policyId}' is unknown (no /smvm/${policyId}/topic parameter), so the change could not be announced; nothing was changed. Redeploy the policy or check your region.`, EXIT.NOT_FOUND);
   }
-  await publishEvent(ctx.clients.sns, topic, event);
-  return true;
+  return topic;
+}
+
+/**
+ * Announce, then write: the event is published first (its id is deterministic, so a
+ * retry is deduplicated by subscribers) and the tag is written only once it is, so an
+ * override never takes effect unannounced. A failed tag write after the announcement
+ * is reported as an error; running the command again is safe.
+ */
+async function announceThenWrite(ctx: CliContext, policyId: string, event: SmvmEvent, instanceId: string, tags: Record<string, string>): Promise<void> {
+  const topic = await requireTopic(ctx, policyId);
+  try {
+    await publishEvent(ctx.clients.sns, topic, event);
+  } catch (e) {
+    throw new CliError(`could not announce the change on ${topic} (${(e as Error).name}: ${(e as Error).message}); nothing was changed. Try again.`);
+  }
+  try {
+    await writeTags(ctx.clients.ec2, instanceId, tags);
+  } catch (e) {
+    throw new CliError(`announced, but writing the tag on ${instanceId} failed (${(e as Error).name}: ${(e as Error).message}); run the same command again.`);
+  }
 }
 
 export async function snooze(ctx: CliContext, opts: { instanceId: string; duration: string; reason?: string; json?: boolean }): Promise<number> {
@@ -153,7 +172,6 @@ export async function snooze(ctx: CliContext, opts: { instanceId: string; durati
   const now = ctx.now();
   const until = now + d.ms;
   const by = await whoAmI(ctx);
-  await writeTags(ctx.clients.ec2, opts.instanceId, { [SNOOZE_TAG]: encodeSnooze(until, by) });
   const event = buildEvent(
     { source: 'cli', policyId, writesCheckpoint: false },
     {
@@ -166,8 +184,8 @@ export async function snooze(ctx: CliContext, opts: { instanceId: string; durati
       idParts: ['snoozed', opts.instanceId, until],
     },
   );
-  const announced = await announce(ctx, policyId, event);
-  ctx.out(opts.json ? JSON.stringify({ instanceId: opts.instanceId, snoozedUntil: new Date(until).toISOString(), by, announced }) : `${opts.instanceId}: soft rules snoozed until ${new Date(until).toISOString()}`);
+  await announceThenWrite(ctx, policyId, event, opts.instanceId, { [SNOOZE_TAG]: encodeSnooze(until, by) });
+  ctx.out(opts.json ? JSON.stringify({ instanceId: opts.instanceId, snoozedUntil: new Date(until).toISOString(), by, announced: true }) : `${opts.instanceId}: soft rules snoozed until ${new Date(until).toISOString()} (announced)`);
   return EXIT.OK;
 }
 
@@ -206,7 +224,6 @@ export async function extend(ctx: CliContext, opts: { instanceId: string; limit:
   };
   const by = await whoAmI(ctx);
   const now = ctx.now();
-  await writeTags(ctx.clients.ec2, opts.instanceId, { [EXTEND_TAG]: encodeExtensions(total) });
   const event = buildEvent(
     { source: 'cli', policyId, writesCheckpoint: false },
     {
@@ -220,8 +237,8 @@ export async function extend(ctx: CliContext, opts: { instanceId: string; limit:
       idParts: ['extended', opts.instanceId, opts.limit, now],
     },
   );
-  const announced = await announce(ctx, policyId, event);
-  ctx.out(opts.json ? JSON.stringify({ instanceId: opts.instanceId, limit: opts.limit, added: opts.amount, totals: total, by, announced }) : `${opts.instanceId}: ${opts.limit} limit extended by ${amountText} (announced: ${announced ? 'yes' : 'no'})`);
+  await announceThenWrite(ctx, policyId, event, opts.instanceId, { [EXTEND_TAG]: encodeExtensions(total) });
+  ctx.out(opts.json ? JSON.stringify({ instanceId: opts.instanceId, limit: opts.limit, added: opts.amount, totals: total, by, announced: true }) : `${opts.instanceId}: ${opts.limit} limit extended by ${amountText} (announced)`);
   return EXIT.OK;
 }
 

@@ -5,7 +5,7 @@
 import { EC2Client, RunInstancesCommand, DescribeInstancesCommand, CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { SNSClient, CreateTopicCommand, SubscribeCommand } from '@aws-sdk/client-sns';
 import { SQSClient, CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { SSMClient, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { SSMClient, PutParameterCommand, DeleteParameterCommand } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
 import { useMoto } from '../support/moto';
 import { run } from '../../lambda-agent/cli/main';
@@ -135,6 +135,16 @@ describe('smvm CLI against moto', () => {
     const json = context(now);
     await run(['status', '--policy', 'dev-boxes', '--json'], json.ctx);
     expect(JSON.parse(json.out.join('')).instances.find((r: { instanceId: string }) => r.instanceId === ids[0]).lifetimeLeft).toBe('3d 1h');
+  });
+
+  it('refuses to snooze or extend when the change cannot be announced, and changes nothing', async () => {
+    const { ids, now, c } = await setup();
+    await c.ssm.send(new DeleteParameterCommand({ Name: topicParameterName('dev-boxes') }));
+    const { ctx, err } = context(now);
+    expect(await run(['extend', ids[0], 'spend', '10', '--reason', 'budget approved'], ctx)).toBe(3);
+    expect(err.join('\n')).toMatch(/could not be announced; nothing was changed/);
+    const tags = (await c.ec2.send(new DescribeInstancesCommand({ InstanceIds: [ids[0]] }))).Reservations![0].Instances![0].Tags!;
+    expect(tags.find((t) => t.Key === EXTEND_TAG)).toBeUndefined();
   });
 
   it('events prints the events of a queue subscribed to the topic, as JSON lines with --json', async () => {
