@@ -10,8 +10,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { deterministicZip } from './zip';
 
-/** Root of the library (the folder holding constructs/ and lambda-agent/). */
-export const LIBRARY_ROOT = path.resolve(__dirname, '..', '..');
+/**
+ * Root of the library: the folder holding package.json and the lambda-agent/ sources
+ * that are bundled. Two levels up from the sources (constructs/private/); from the
+ * published package's compiled code (dist/constructs/private/), one more.
+ */
+export const LIBRARY_ROOT = libraryRoot(path.resolve(__dirname, '..', '..'));
+
+function libraryRoot(near: string): string {
+  for (const dir of [near, path.dirname(near)]) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'lambda-agent'))) return dir;
+  }
+  return near;
+}
 
 export interface BundleOptions {
   /** Absolute path of the entry file. */
