@@ -26,7 +26,7 @@ export interface AwsClient {
   send(command: any, options?: any): Promise<any>;
 }
 
-/** States the watchdog manages. Terminated and shutting-down instances are never touched. */
+/** States the watchdog manages (discovers). Terminated and shutting-down instances are never touched; only an action's confirmation ({@link describeStates}) sees them. */
 export const MANAGED_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
 
 /** Instances per DescribeInstances page (the API's maximum). */
@@ -117,12 +117,70 @@ export async function describeStatusChecks(ec2: AwsClient, instanceIds: readonly
   return out;
 }
 
-// ---------------------------------------------------------------- actions
+// ---------------------------------------------------------------- errors
 
 function errorCode(e: unknown): string {
   const x = e as { name?: string; Code?: string; code?: string };
   return x?.Code ?? x?.name ?? x?.code ?? 'Error';
 }
+
+/** Throttling codes of the services the watchdog calls (the SDK's list, plus EC2's and SNS's own). */
+const THROTTLING_CODES = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'ProvisionedThroughputExceededException',
+  'TransactionInProgressException',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'LimitExceededException',
+  'RequestThrottled',
+  'SlowDown',
+  'PriorRequestNotComplete',
+  'EC2ThrottledException',
+]);
+/** Server-side and timeout codes. */
+const TRANSIENT_CODES = new Set([
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'InternalError',
+  'InternalFailure',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'Unavailable',
+]);
+/** Node's codes for a connection that broke or never came up. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED']);
+
+/**
+ * Whether an AWS call failed for a transient reason (after the client's own retries):
+ * throttling, a 5xx, a timeout or a broken connection. Such a failure says nothing about
+ * the request itself: the same call may succeed later, and a write may even have taken
+ * effect (the error came after it, or an earlier attempt's answer was lost).
+ */
+export function isTransientError(e: unknown): boolean {
+  if (e === null || typeof e !== 'object') return false;
+  const x = e as {
+    name?: string;
+    code?: string;
+    Code?: string;
+    $fault?: string;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = x.$metadata?.httpStatusCode;
+  if (x.$retryable || x.$fault === 'server' || (status !== undefined && (status >= 500 || status === 429))) return true;
+  // The SDK wraps an error it does not recognise as one (e.g. from another realm, as under
+  // a test runner's sandbox) as "AWS SDK error wrapper for <name>: <message>".
+  const wrapped = /^AWS SDK error wrapper for (\w+)/.exec((e as { message?: unknown }).message?.toString() ?? '')?.[1];
+  const codes = [x.Code, x.name, x.code, wrapped].filter((c): c is string => typeof c === 'string');
+  return codes.some((c) => THROTTLING_CODES.has(c) || TRANSIENT_CODES.has(c) || NETWORK_CODES.has(c));
+}
+
+// ---------------------------------------------------------------- actions
 
 function errorText(e: unknown): string {
   return `${errorCode(e)}: ${e instanceof Error ? e.message : String(e)}`;
@@ -190,20 +248,73 @@ async function classify(ec2: AwsClient, action: InstanceAction, id: string, e: u
   return { outcome: 'failed', error: errorText(e) };
 }
 
+/** States in which an action's effect is visible (as the executor judges a pending record); a reboot leaves none. */
+export const ACTION_EFFECT: Readonly<Record<InstanceAction, readonly string[]>> = {
+  stop: ['stopping', 'stopped', 'shutting-down', 'terminated'],
+  hibernate: ['stopping', 'stopped', 'shutting-down', 'terminated'],
+  terminate: ['shutting-down', 'terminated'],
+  reboot: [],
+  start: ['pending', 'running'],
+};
+
+/** Every instance state: a targeted describe that confirms an action sees terminated instances too. */
+const ALL_STATES = [...MANAGED_STATES, 'shutting-down', 'terminated'];
+/** Values of one `instance-id` filter per describe. */
+const CONFIRM_BATCH_SIZE = 200;
+
+/**
+ * The current state of some of a policy's instances, whatever it is (terminated
+ * included), by a describe filtered on the policy tag and the instance ids.
+ */
+export async function describeStates(ec2: AwsClient, policyId: string, instanceIds: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < instanceIds.length; i += CONFIRM_BATCH_SIZE) {
+    const filters = [
+      { Name: `tag:${POLICY_TAG}`, Values: [policyId] },
+      { Name: 'instance-state-name', Values: ALL_STATES },
+      { Name: 'instance-id', Values: instanceIds.slice(i, i + CONFIRM_BATCH_SIZE) },
+    ];
+    let token: string | undefined;
+    do {
+      const res = await ec2.send(new DescribeInstancesCommand({ Filters: filters, ...(token ? { NextToken: token } : {}) }));
+      for (const r of res.Reservations ?? [])
+        for (const x of r.Instances ?? []) if (x.InstanceId && x.State?.Name) out.set(x.InstanceId, x.State.Name);
+      token = res.NextToken || undefined;
+    } while (token);
+  }
+  return out;
+}
+
+export interface PerformOptions {
+  /**
+   * The policy of the instances: after a failure that may hide an effect (see
+   * {@link isTransientError}), describe them under this policy and take an instance
+   * whose state shows the action's effect as done. Without it, such failures stay failed.
+   */
+  readonly policyId?: string;
+}
+
 /**
  * Carries out one action on many instances: one call per {@link ACTION_BATCH_SIZE} ids.
  * When a batch fails for a reason that concerns single instances (protection, state,
  * hibernation support), it is split in halves and retried until the offending
  * instances stand alone, so one bad instance never blocks the rest (k bad instances
  * among n cost about 2·k·log2(n) calls, not n). Other errors (after the client's own
- * retries) fail the whole batch. Never throws.
+ * retries) fail the whole batch; when such an error may have come after the action took
+ * effect (throttling, 5xx, timeout, dropped connection) and `opts.policyId` is given, the
+ * instances are described at once and those showing the effect count as done (a
+ * terminated instance is never discovered again, so no later run could confirm it).
+ * Never throws.
  */
 export async function performAction(
   ec2: AwsClient,
   action: InstanceAction,
   instanceIds: readonly string[],
+  opts: PerformOptions = {},
 ): Promise<Map<string, ActionResult>> {
   const results = new Map<string, ActionResult>();
+  /** Instances whose call failed in a way that may hide its effect. */
+  const unsure: string[] = [];
   const attempt = async (ids: string[]): Promise<void> => {
     try {
       await call(ec2, action, ids);
@@ -218,9 +329,18 @@ export async function performAction(
       } else {
         for (const id of ids) results.set(id, { outcome: 'failed', error: errorText(e) });
       }
+      if (isTransientError(e)) unsure.push(...ids.filter((id) => results.get(id)?.outcome === 'failed'));
     }
   };
   const unique = [...new Set(instanceIds)];
   for (let i = 0; i < unique.length; i += ACTION_BATCH_SIZE) await attempt(unique.slice(i, i + ACTION_BATCH_SIZE));
+  if (opts.policyId !== undefined && unsure.length > 0 && ACTION_EFFECT[action].length > 0) {
+    try {
+      const states = await describeStates(ec2, opts.policyId, unsure);
+      for (const id of unsure) if (ACTION_EFFECT[action].includes(states.get(id) ?? '')) results.set(id, { outcome: 'done' });
+    } catch {
+      // Unconfirmed: the results stay failed (the records stay pending for the next run).
+    }
+  }
   return results;
 }

@@ -15,7 +15,6 @@ import { fetchUsageSamples, type MetricRequest } from '../adapters/cloudwatch';
 import { isHeartbeatFresh, observeInstance, type ObservedInstance } from '../adapters/observe';
 import type { PriceList } from '../adapters/pricing';
 import type { EventType, SmvmEvent } from '../contract/event-core';
-import { encodeCheckpoint } from '../contract/state';
 import { evaluate } from '../engine/evaluate';
 import type { Decision } from '../engine/evaluate';
 import { buildEvent, executeAll, finishPending, type ExecutionContext, type ExecutionReport } from '../executor';
@@ -157,7 +156,7 @@ export async function runCycle(deps: CycleDeps, opts: CycleOptions): Promise<Cyc
   const observed = new Map<string, ObservedInstance>();
   const managementIds = new Map<string, string>();
   const ctx: ExecutionContext = { source: 'watchdog', policyId: policy.id, writesCheckpoint: true, managementIds };
-  const ports: WatchdogPorts = createPorts({ ec2: deps.ec2, sns: deps.sns, topicArn: deps.topicArn }, observed);
+  const ports: WatchdogPorts = createPorts({ ec2: deps.ec2, sns: deps.sns, topicArn: deps.topicArn, policyId: policy.id }, observed);
   const spend = policy.rules.find((r) => r.type === 'spend');
   const needsPrice = spend !== undefined && spend.params.hourlyUsd === undefined;
   const plan: MetricPlan | undefined = opts.readMetrics ? planMetrics(policy) : undefined;
@@ -291,7 +290,7 @@ export async function runCycle(deps: CycleDeps, opts: CycleOptions): Promise<Cyc
       : new Map();
 
     const run: Decision[] = [];
-    const transitions: Array<{ item: ObservedInstance; decision: Decision }> = [];
+    const transitions = new Map<string, ObservedInstance>();
     for (const item of items) {
       let obs = item.observation;
       const price = item.instanceType ? prices.get(item.instanceType) : undefined;
@@ -329,33 +328,16 @@ export async function runCycle(deps: CycleDeps, opts: CycleOptions): Promise<Cyc
         logger.info('decision made', { instance_id: d.instanceId, policy_hash: d.policyHash, decision: logDecision(d) });
         const prev = item.observation.checkpoint;
         if (d.checkpointChanged && prev && prev.state !== d.checkpoint.state && !causedByGuard(d, prev.since))
-          transitions.push({ item, decision: d });
+          transitions.set(d.instanceId, item);
       }
     }
     report.changed += run.length;
 
-    // Execute: hard-limit actions first, then other actions, warnings, plain state writes.
-    run.sort((a, b) => priority(a) - priority(b));
-    const chunks: Decision[][] = [];
-    for (let i = 0; i < run.length; i += EXECUTE_CHUNK) chunks.push(run.slice(i, i + EXECUTE_CHUNK));
-    await pool(chunks, EXECUTE_CONCURRENCY, async (chunk) => {
-      let list = chunk;
-      const left = opts.timeLeft?.();
-      if (left !== undefined && left < HARD_MARGIN_MS) list = [];
-      else if (left !== undefined && left < SOFT_MARGIN_MS) list = chunk.filter((d) => priority(d) < 3);
-      report.deferred += chunk.length - list.length;
-      if (list.length === 0) return;
-      const r = await executeAll(list, ports, ctx);
-      report.actions.push(...r.actions);
-      report.warnings += r.warnings;
-      report.events += r.events;
-      report.errors.push(...r.errors);
-    });
-
-    // Announce recorded transitions (the checkpoint was written).
-    const failed = new Set(report.errors.map((e) => e.instanceId));
-    for (const { item, decision: d } of transitions) {
-      if (failed.has(item.instanceId) || item.written.state !== encodeCheckpoint(d.checkpoint)) continue;
+    // Announce a recorded transition before the checkpoint that records it is written:
+    // a run that dies in between, or fails to publish, leaves the old checkpoint, so the
+    // next run sees the same transition and announces it again (same event id, which
+    // subscribers deduplicate). Returns false when it could not be published.
+    const announceTransition = async (item: ObservedInstance, d: Decision): Promise<boolean> => {
       const to = d.checkpoint.state;
       const type: EventType = 'state-changed';
       try {
@@ -373,10 +355,40 @@ export async function runCycle(deps: CycleDeps, opts: CycleOptions): Promise<Cyc
         );
         report.events++;
         report.transitions++;
+        return true;
       } catch (e) {
         logger.error('event not published', { event_type: type, instance_id: item.instanceId, error: serializeError(e) });
+        return false;
       }
-    }
+    };
+
+    // Execute: hard-limit actions first, then other actions, warnings, plain state writes.
+    run.sort((a, b) => priority(a) - priority(b));
+    const chunks: Decision[][] = [];
+    for (let i = 0; i < run.length; i += EXECUTE_CHUNK) chunks.push(run.slice(i, i + EXECUTE_CHUNK));
+    await pool(chunks, EXECUTE_CONCURRENCY, async (chunk) => {
+      let list = chunk;
+      const left = opts.timeLeft?.();
+      if (left !== undefined && left < HARD_MARGIN_MS) list = [];
+      else if (left !== undefined && left < SOFT_MARGIN_MS) list = chunk.filter((d) => priority(d) < 3);
+      report.deferred += chunk.length - list.length;
+      const ready: Decision[] = [];
+      for (const d of list) {
+        const item = transitions.get(d.instanceId);
+        if (!item || (await announceTransition(item, d)) || d.action) ready.push(d);
+        // Not announced: keep the old checkpoint (the next run sees the transition again
+        // and announces it) and carry out the rest of the decision. A decision that acts
+        // still records its checkpoint: the action is about to change the state again, and
+        // accounting must not lose the run it closes.
+        else if (d.warnings.length || d.episodesChanged) ready.push({ ...d, checkpointChanged: false });
+      }
+      if (ready.length === 0) return;
+      const r = await executeAll(ready, ports, ctx);
+      report.actions.push(...r.actions);
+      report.warnings += r.warnings;
+      report.events += r.events;
+      report.errors.push(...r.errors);
+    });
   }
 
   report.writes = ports.stats.writes;

@@ -20,6 +20,8 @@ export interface PortDeps {
   readonly ec2: AwsClient;
   readonly sns: AwsClient;
   readonly topicArn: string;
+  /** The policy of the described instances: confirms an action whose answer was lost (see `performAction`). */
+  readonly policyId?: string;
 }
 
 /** The tag values a state write would set (only those that change). */
@@ -69,7 +71,7 @@ export function createPorts(deps: PortDeps, observed: ReadonlyMap<string, Observ
       const unknown = ids.filter((id) => !observed.has(id));
       if (unknown.length)
         throw new InstanceError(unknown[0], `refusing to ${action} ${unknown.join(', ')}: not described under this policy in this run`);
-      return performAction(deps.ec2, action, ids);
+      return performAction(deps.ec2, action, ids, deps.policyId !== undefined ? { policyId: deps.policyId } : {});
     },
     async saveState(instanceId, state) {
       const o = observed.get(instanceId);

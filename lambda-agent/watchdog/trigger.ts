@@ -50,8 +50,16 @@ const shardSchema = z.strictObject({
   }),
 });
 
+/** Characters of an untrusted value echoed in a problem (the event may be huge). */
+export const ECHO_MAX = 80;
+
+/** An untrusted value as echoed in a problem: cut to {@link ECHO_MAX} characters. */
+export function clip(s: string, max = ECHO_MAX): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…(${s.length} chars)`;
+}
+
 function problems(error: z.core.$ZodError, prefix: string): string[] {
-  return error.issues.map((i) => `${prefix}'${i.path.join('.') || '(root)'}' ${i.message}`);
+  return error.issues.slice(0, 10).map((i) => `${prefix}'${clip(i.path.join('.') || '(root)')}' ${clip(i.message, 2 * ECHO_MAX)}`);
 }
 
 /** The trigger an event stands for; throws {@link EventShapeError}. */
@@ -81,6 +89,12 @@ export function parseTrigger(event: unknown): Trigger {
     return { kind: 'schedule', ...(r.data.time ? { time: Date.parse(r.data.time) } : {}) };
   }
   throw new EventShapeError([
-    `'detail-type' must be '${SCHEDULED_DETAIL_TYPE}' or '${STATE_CHANGE_DETAIL_TYPE}', got: ${JSON.stringify(detailType ?? null)} (keys: ${Object.keys(e).slice(0, 10).join(', ') || 'none'})`,
+    `'detail-type' must be '${SCHEDULED_DETAIL_TYPE}' or '${STATE_CHANGE_DETAIL_TYPE}', got: ${clip(JSON.stringify(detailType ?? null) ?? typeof detailType)} (keys: ${clip(
+      Object.keys(e)
+        .slice(0, 10)
+        .map((k) => clip(k, 20))
+        .join(', ') || 'none',
+      2 * ECHO_MAX,
+    )})`,
   ]);
 }

@@ -9,7 +9,7 @@ import { isFirstCycleOfSlot, slotStart, type Clock } from '../adapters/clock';
 import { describePolicyInstances, type AwsClient } from '../adapters/ec2';
 import { createPriceList, type PriceList } from '../adapters/pricing';
 import { publishEvent } from '../adapters/sns';
-import { readParameter } from '../adapters/ssm';
+import { ParameterReadError, readParameter } from '../adapters/ssm';
 import { contentHash } from '../contract/ids';
 import { buildEvent } from '../executor';
 import type { Logger } from '../log';
@@ -88,6 +88,9 @@ export function createWatchdog(deps: WatchdogDeps): Watchdog {
     try {
       raw = await readParameter(ssm, config.policyParameter);
     } catch (e) {
+      // A transient failure (throttling, 5xx, timeout) is not the policy's: it is thrown
+      // as is, so the invocation fails and Lambda retries it; nothing is announced.
+      if (e instanceof ParameterReadError && e.transient) throw e;
       throw new PolicyLoadError(config.policyId, (e as Error).message, { cause: e });
     }
     let doc: unknown;
@@ -189,6 +192,7 @@ export function createWatchdog(deps: WatchdogDeps): Watchdog {
         policy = await loadPolicyOnce(log);
       } catch (e) {
         if (e instanceof PolicyLoadError) return reportPolicyError(e, log);
+        log.error('policy unreadable for now; the invocation fails for a retry', { error: serializeError(e) });
         throw e;
       }
       if (trigger.kind === 'schedule' && config.shardCount > 1) return fanOut(log, before);

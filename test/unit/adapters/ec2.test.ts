@@ -3,6 +3,7 @@ import {
   describePolicyInstances,
   describeStatusChecks,
   discoveryFilters,
+  isTransientError,
   performAction,
   writeTags,
 } from '../../../lambda-agent/adapters/ec2';
@@ -111,6 +112,96 @@ describe('performAction', () => {
     const [a] = ids(1);
     const r = await performAction(fakeEc2({ [a]: 'IncorrectInstanceState' }), 'stop', [a]);
     expect(r.get(a)).toEqual({ outcome: 'failed', error: `IncorrectInstanceState: The instance '${a}' may not be changed.` });
+  });
+});
+
+describe('performAction after a failure that may hide its effect', () => {
+  /** A fake EC2 whose action calls fail with `error` and whose describe reports `states`. */
+  function lostAnswer(error: unknown, states: Record<string, string>) {
+    return fakeEc2({}, (c) => {
+      if (c.op === 'DescribeInstances') {
+        const wanted: string[] = c.input.Filters.find((f: any) => f.Name === 'instance-id').Values;
+        return {
+          Reservations: [{ Instances: wanted.filter((id) => states[id]).map((id) => ({ InstanceId: id, State: { Name: states[id] } })) }],
+        };
+      }
+      throw error;
+    });
+  }
+
+  it.each([
+    ['a dropped connection', Object.assign(new Error('socket hang up'), { name: 'TimeoutError', code: 'ECONNRESET' })],
+    ['a 5xx', awsError('Unavailable', 'The server is overloaded.', 503)],
+    ['throttling (an earlier attempt may have taken effect)', awsError('RequestLimitExceeded', 'Request limit exceeded.', 503)],
+    ['an error the SDK wrapped', new Error('AWS SDK error wrapper for TimeoutError: socket hang up')],
+  ])('after %s, describes the instances under the policy and takes the visible effect as done', async (_what, error) => {
+    const [a, b, c] = ids(3);
+    const ec2 = lostAnswer(error, { [a]: 'terminated', [b]: 'shutting-down', [c]: 'running' });
+    const r = await performAction(ec2, 'terminate', [a, b, c], { policyId: 'dev' });
+    expect(r.get(a)).toEqual({ outcome: 'done' });
+    expect(r.get(b)).toEqual({ outcome: 'done' });
+    expect(r.get(c)).toMatchObject({ outcome: 'failed' });
+    expect(ec2.calls.filter((x) => x.op === 'DescribeInstances').map((x) => x.input)).toEqual([
+      {
+        Filters: [
+          { Name: 'tag:smvm:policy', Values: ['dev'] },
+          { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down', 'terminated'] },
+          { Name: 'instance-id', Values: [a, b, c] },
+        ],
+      },
+    ]);
+  });
+
+  it('judges the effect by the action: a stop is done once stopping or stopped, a start once pending or running', async () => {
+    const [a, b] = ids(2);
+    const error = awsError('InternalError', 'An internal error has occurred.', 500);
+    const stop = await performAction(lostAnswer(error, { [a]: 'stopping', [b]: 'running' }), 'stop', [a, b], { policyId: 'dev' });
+    expect([stop.get(a)?.outcome, stop.get(b)?.outcome]).toEqual(['done', 'failed']);
+    const start = await performAction(lostAnswer(error, { [a]: 'pending', [b]: 'stopped' }), 'start', [a, b], { policyId: 'dev' });
+    expect([start.get(a)?.outcome, start.get(b)?.outcome]).toEqual(['done', 'failed']);
+  });
+
+  it('does not describe after a definite refusal, for a reboot (no visible effect) or without the policy', async () => {
+    const [a] = ids(1);
+    const refused = lostAnswer(awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.'), {
+      [a]: 'terminated',
+    });
+    expect((await performAction(refused, 'terminate', [a], { policyId: 'dev' })).get(a)).toMatchObject({ outcome: 'failed' });
+    const timeout = Object.assign(new Error('timed out'), { name: 'TimeoutError' });
+    const reboot = lostAnswer(timeout, { [a]: 'running' });
+    expect((await performAction(reboot, 'reboot', [a], { policyId: 'dev' })).get(a)).toMatchObject({ outcome: 'failed' });
+    const anonymous = lostAnswer(timeout, { [a]: 'terminated' });
+    expect((await performAction(anonymous, 'terminate', [a])).get(a)).toMatchObject({ outcome: 'failed' });
+    for (const ec2 of [refused, reboot, anonymous]) expect(ec2.calls.some((x) => x.op === 'DescribeInstances')).toBe(false);
+  });
+
+  it('stays failed when the confirming describe fails too', async () => {
+    const [a] = ids(1);
+    const ec2 = fakeEc2({}, () => {
+      throw awsError('Unavailable', 'The server is overloaded.', 503);
+    });
+    expect((await performAction(ec2, 'terminate', [a], { policyId: 'dev' })).get(a)).toEqual({
+      outcome: 'failed',
+      error: 'Unavailable: The server is overloaded.',
+    });
+  });
+});
+
+describe('isTransientError', () => {
+  it.each([
+    [awsError('RequestLimitExceeded', 'x', 503), true],
+    [awsError('ThrottlingException', 'x', 400), true],
+    [awsError('Throttling', 'x', 400), true],
+    [awsError('InternalServerError', 'x', 500), true],
+    [Object.assign(new Error('x'), { name: 'TimeoutError' }), true],
+    [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
+    [awsError('ParameterNotFound', 'x', 400), false],
+    [awsError('AccessDeniedException', 'x', 400), false],
+    [awsError('IncorrectInstanceState', 'x', 400), false],
+    [new Error('boom'), false],
+    ['boom', false],
+  ])('%p → %p', (e, transient) => {
+    expect(isTransientError(e)).toBe(transient);
   });
 });
 

@@ -29,6 +29,24 @@ describe('readParameter', () => {
     expect((e as Error).cause).toBe(cause);
   });
 
+  it('marks a transient failure (throttling, 5xx, timeout) as such, and a missing parameter not', async () => {
+    const fail = (e: Error) =>
+      readParameter({ send: async () => Promise.reject(e) }, '/p').then(
+        () => undefined,
+        (x: ParameterReadError) => x,
+      );
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
+    const unavailable = Object.assign(new Error('down'), { name: 'InternalServerError', $fault: 'server' });
+    const timeout = Object.assign(new Error('timed out'), { name: 'TimeoutError' });
+    const missing = Object.assign(new Error('not found'), { name: 'ParameterNotFound', $metadata: { httpStatusCode: 400 } });
+    expect(await Promise.all([throttled, unavailable, timeout, missing].map(async (e) => (await fail(e))?.transient))).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
+  });
+
   it('refuses an empty parameter', async () => {
     await expect(readParameter({ send: async () => ({ Parameter: { Value: '' } }) }, '/p')).rejects.toThrow(
       "policy: parameter '/p' is empty",

@@ -86,3 +86,72 @@ describe('runCycle', () => {
     expect(hard.ec2.calls.CreateTags).toBeUndefined();
   });
 });
+
+describe('runCycle, announcing a transition', () => {
+  /** One instance whose checkpoint says running, described stopped since 12:00:00. */
+  function stoppedScene(publish: (event: any) => void) {
+    const [inst] = fakeInstances(
+      1,
+      'dev',
+      () => ({ [STATE_TAG]: encodeCheckpoint({ state: 'running', since: NOW - H, firstSeen: NOW - H, runningMs: 0, spendUsd: 0 }) }),
+      new Date(NOW - H),
+    );
+    inst.State = { Code: 80, Name: 'stopped' };
+    inst.StateTransitionReason = 'User initiated (2026-03-04 12:00:00 GMT)';
+    const order: string[] = [];
+    const fake = createFakeEc2({ instances: [inst] });
+    const ec2 = {
+      send: async (c: any) => {
+        const op = c.constructor.name.replace(/Command$/, '');
+        if (op !== 'DescribeInstances') order.push(op);
+        return fake.send(c);
+      },
+    };
+    const deps = {
+      ec2,
+      sns: {
+        send: async (c: any) => {
+          const e = JSON.parse(c.input.Message);
+          order.push(`Publish ${e.type}`);
+          publish(e);
+        },
+      },
+      cloudwatch: { send: async () => ({}) },
+      prices: createPriceList({ send: async () => ({}) }, { region: 'us-east-1', now: () => NOW }),
+      topicArn: 'arn:t',
+      logger: createLogger({ service: 't', sink: () => undefined }),
+      announced: new Set<string>(),
+    };
+    const run = () => runCycle(deps, { policy, now: NOW, pages: describePolicyInstances(ec2, 'dev'), readMetrics: false });
+    return { order, run, fake };
+  }
+
+  it('publishes the state-changed event before writing the checkpoint that records it', async () => {
+    const events: any[] = [];
+    const s = stoppedScene((e) => events.push(e));
+    const r = await s.run();
+    expect(s.order).toEqual(['Publish state-changed', 'CreateTags']);
+    expect(r.transitions).toBe(1);
+    expect(events[0]).toMatchObject({ type: 'state-changed', time: '2026-03-04T12:00:00.000Z' });
+  });
+
+  it('keeps the old checkpoint when the event cannot be published, so the next run announces it (same id)', async () => {
+    let fail = true;
+    const events: any[] = [];
+    const tried: string[] = [];
+    const s = stoppedScene((e) => {
+      tried.push(e.id);
+      if (fail) throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+      events.push(e);
+    });
+    const r1 = await s.run();
+    expect(r1.transitions).toBe(0);
+    expect(s.order).toEqual(['Publish state-changed']);
+    fail = false;
+    const r2 = await s.run();
+    expect(r2.transitions).toBe(1);
+    expect(s.order.slice(1)).toEqual(['Publish state-changed', 'CreateTags']);
+    expect(events.map((e) => e.type)).toEqual(['state-changed']);
+    expect(new Set(tried).size).toBe(1);
+  });
+});

@@ -64,4 +64,18 @@ describe('parseTrigger', () => {
     expect((error as Error).message).toMatch(problem);
     expect((error as Error).message).toMatch(/The watchdog handles an EventBridge 'Scheduled Event'/);
   });
+
+  it('cuts what it echoes of an untrusted event to about 80 characters', () => {
+    const long = 'x'.repeat(100_000);
+    for (const event of [{ 'detail-type': long }, { [long]: 1, 'detail-type': 1 }, { smvmShard: { index: 0, count: 2 }, [long]: 1 }]) {
+      let error: unknown;
+      try {
+        parseTrigger(event);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(EventShapeError);
+      for (const p of (error as EventShapeError).problems) expect(p.length).toBeLessThan(400);
+    }
+  });
 });
