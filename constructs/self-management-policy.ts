@@ -42,6 +42,7 @@ import {
   AGENT_WRITABLE_TAGS,
   HARD_LIMIT_TAG,
   INFRASTRUCTURE_TAGS,
+  SHUTDOWN_BEHAVIOR_TAG,
   MANAGEMENT_ID_TAG,
   POLICY_ID_ENV_VAR,
   POLICY_PARAMETER_ENV_VAR,
@@ -751,6 +752,8 @@ export class SelfManagementPolicy extends Construct {
       [POLICY_TAG]: this.policyId,
       [MANAGEMENT_ID_TAG]: formatManagementId(this.policyId, hex),
       [POLICY_VERSION_TAG]: this.hash,
+      // What an OS poweroff does: the agent's offline fallback never does more than a rule decided.
+      [SHUTDOWN_BEHAVIOR_TAG]: this.shutdownBehavior,
     };
     const lifetimeSeconds = this.lifetimeSeconds();
     if (lifetimeSeconds !== undefined) tags[HARD_LIMIT_TAG] = String(lifetimeSeconds);

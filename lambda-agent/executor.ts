@@ -11,10 +11,14 @@
  *
  * A run that finds a `pending` record finishes it ({@link recoverPending}): if the
  * action's effect is visible it only republishes the event; if not, and the record is
- * recent, it carries the action out; an expired one is abandoned and announced. The
- * engine treats a pending record as acted, so no second decision is ever made for the
- * same episode. Warnings are published first and recorded after: a crash in between
- * repeats the same event id, never a second warning.
+ * recent (and no longer possibly in progress, {@link PENDING_SETTLE_MS}), the record is
+ * reset to its warning so that the engine decides afresh in the same run: the same
+ * action for the same episode (same event id) if it is still due, nothing if the
+ * condition ended or an override arrived meanwhile; an expired one is abandoned and
+ * announced. The engine treats a pending record as acted, so no second
+ * decision is ever made for the same episode while one is in progress. Warnings are
+ * published first and recorded after: a crash in between repeats the same event id,
+ * never a second warning.
  */
 import {
   defaultSeverity,
@@ -73,6 +77,12 @@ export interface ExecutionReport {
 
 /** How long an in-progress action may be finished by a later run. */
 export const PENDING_EXPIRY_MS = 15 * 60_000;
+/**
+ * An action recorded pending less than this long ago may still be in progress (a
+ * watchdog run lasts at most a minute, an agent's action seconds; the other guard or an
+ * overlapping run may be carrying it out): until its effect shows, it is left alone.
+ */
+export const PENDING_SETTLE_MS = 60_000;
 
 const EFFECT: Record<InstanceAction, readonly InstanceState[]> = {
   stop: ['stopping', 'stopped', 'shutting-down', 'terminated'],
@@ -163,8 +173,20 @@ function markPending(records: readonly EpisodeRecord[], d: Decision, pending: bo
 }
 
 /**
+ * A pending record whose action is not known to have taken effect, back to what it was
+ * before the decision (its warning, if any), so that the engine decides afresh.
+ */
+function undecided(r: EpisodeRecord): EpisodeRecord | undefined {
+  if (r.warnedAt === undefined) return undefined;
+  return { rule: r.rule, episode: r.episode, warnedAt: r.warnedAt, ...(r.action === undefined ? {} : { action: r.action }) };
+}
+
+/**
  * Finish actions a crashed run left `pending`. Returns the records to persist when
- * anything changed (else undefined) and the events to publish.
+ * anything changed (else undefined) and the events to publish. A fresh record whose
+ * effect is not visible is not carried out blindly (its condition may have ended, an
+ * extension or a snooze may have arrived): it is reset to its warning, and the engine
+ * decides again in the same run, for the same episode.
  */
 export function recoverPending(
   ctx: ExecutionContext,
@@ -172,18 +194,20 @@ export function recoverPending(
   state: InstanceState,
   records: readonly EpisodeRecord[],
   now: number,
-): { records?: EpisodeRecord[]; redo: Array<{ record: EpisodeRecord; action: InstanceAction }>; events: SmvmEvent[] } {
+): { records?: EpisodeRecord[]; events: SmvmEvent[] } {
   const pending = records.filter((r) => r.pending && r.actedAt !== undefined);
-  if (pending.length === 0) return { redo: [], events: [] };
-  const redo: Array<{ record: EpisodeRecord; action: InstanceAction }> = [];
+  if (pending.length === 0) return { events: [] };
   const events: SmvmEvent[] = [];
-  let out = [...records];
+  let out: Array<EpisodeRecord | undefined> = [...records];
+  let changed = false;
   for (const r of pending) {
     const action = (r.action ?? 'notify') as ActionName;
     const visible = action === 'notify' || action === 'reboot' || EFFECT[action].includes(state);
     const fresh = now - r.actedAt! <= PENDING_EXPIRY_MS;
+    if (!visible && now - r.actedAt! < PENDING_SETTLE_MS) continue; // may be in progress: acted, for now
+    changed = true;
     if (!visible && fresh) {
-      redo.push({ record: r, action: action as InstanceAction });
+      out = out.map((x) => (x === r ? undecided(x) : x));
       continue;
     }
     if (visible) {
@@ -217,7 +241,8 @@ export function recoverPending(
       out = out.filter((x) => x !== r);
     }
   }
-  return { records: out, redo, events };
+  if (!changed) return { events: [] };
+  return { records: out.filter((x): x is EpisodeRecord => x !== undefined), events };
 }
 
 /**
@@ -228,7 +253,8 @@ export function recoverPending(
 export async function executeAll(decisions: readonly Decision[], ports: ExecutorPorts, ctx: ExecutionContext): Promise<ExecutionReport> {
   const report: ExecutionReport = { actions: [], warnings: 0, events: 0, writes: 0, errors: [] };
   const failed = new Set<string>();
-  const fail = async (instanceId: string, err: unknown, at: number) => {
+  /** `episode`: the failure is about this action's episode; repeated, it keeps one event id. */
+  const fail = async (instanceId: string, err: unknown, at: number, episode?: { rule: string; episode: string }) => {
     const message = err instanceof Error ? err.message : String(err);
     failed.add(instanceId);
     report.errors.push({ instanceId, error: message });
@@ -240,7 +266,7 @@ export async function executeAll(decisions: readonly Decision[], ports: Executor
           instanceId,
           subject: `${instanceId}: error`,
           message,
-          idParts: ['error', instanceId, at, message],
+          idParts: episode ? ['error', instanceId, episode.rule, episode.episode, message] : ['error', instanceId, at, message],
         }),
       );
       report.events++;
@@ -301,7 +327,7 @@ export async function executeAll(decisions: readonly Decision[], ports: Executor
       });
       intents.push(d);
     } catch (e) {
-      await fail(d.instanceId, e, d.at);
+      await fail(d.instanceId, e, d.at, d.action!);
     }
   }
   const byAction = new Map<InstanceAction, Decision[]>();
@@ -327,8 +353,9 @@ export async function executeAll(decisions: readonly Decision[], ports: Executor
     report.actions.push({ instanceId: d.instanceId, action: a.name, result: r.outcome });
     try {
       if (r.outcome === 'failed') {
-        // The record stays pending: the next run retries while it is fresh.
-        await fail(d.instanceId, new Error(`${a.name} failed: ${r.error}`), d.at);
+        // The record stays pending: the next run decides again while it is fresh. A failure
+        // repeated for the same episode keeps its event id (subscribers deduplicate).
+        await fail(d.instanceId, new Error(`${a.name} failed: ${r.error}`), d.at, a);
         continue;
       }
       const ruleType = ruleTypeOf(d, a.rule);
@@ -366,8 +393,9 @@ export async function executeAll(decisions: readonly Decision[], ports: Executor
 
 /**
  * Finish the pending actions of several instances before a new evaluation: republish
- * confirmed ones, redo fresh unconfirmed ones, abandon expired ones. Returns each
- * instance's records as they stand afterwards (to feed into `evaluate`).
+ * confirmed ones, reset fresh unconfirmed ones for the engine to decide again, abandon
+ * expired ones. Returns each instance's records as they stand afterwards (to feed into
+ * `evaluate`); they are written at once, so a pending mark never outlives this run.
  */
 export async function finishPending(
   items: ReadonlyArray<{ instanceId: string; state: InstanceState; records: readonly EpisodeRecord[] }>,
@@ -379,27 +407,8 @@ export async function finishPending(
   for (const item of items) {
     const rp = recoverPending(ctx, item.instanceId, item.state, item.records, now);
     if (!rp.records) continue;
-    let records = rp.records;
+    const records = rp.records;
     try {
-      for (const { record, action } of rp.redo) {
-        const res = (await ports.perform(action, [item.instanceId])).get(item.instanceId);
-        if (!res || res.outcome === 'failed') continue; // still pending: retried next run while fresh
-        const type = res.outcome === 'skipped' ? 'skipped' : eventTypeOfAction(res.outcome === 'fallback' ? res.performed : action);
-        rp.events.push(
-          buildEvent(ctx, {
-            type,
-            time: record.actedAt!,
-            instanceId: item.instanceId,
-            rule: record.rule,
-            episode: record.episode,
-            action,
-            subject: `${item.instanceId} ${type}: ${record.rule}`,
-            message: `${action} by rule '${record.rule}' completed by a later run`,
-            idParts: [type, item.instanceId, record.rule, record.episode],
-          }),
-        );
-        records = records.map((x) => (x.rule === record.rule && x.episode === record.episode ? completed(x) : x));
-      }
       for (const e of rp.events) await ports.publish(e);
       await ports.saveState(item.instanceId, { episodes: records });
       out.set(item.instanceId, records);

@@ -84,9 +84,12 @@ function toMs(d: Date | string | undefined): number | undefined {
   return Number.isFinite(t) ? t : undefined;
 }
 
+const isCompleted = (r: EpisodeRecord) => r.actedAt !== undefined && !r.pending;
+
 /**
  * One list of episode records from both guards, so that neither repeats what the
- * other did: a record both hold is merged (earliest warning, earliest action).
+ * other did: a record both hold is merged (earliest warning, earliest action; pending
+ * while neither holds the action completed).
  */
 export function mergeEpisodes(own: readonly EpisodeRecord[], agent: readonly EpisodeRecord[]): EpisodeRecord[] {
   if (agent.length === 0) return own as EpisodeRecord[];
@@ -109,7 +112,9 @@ export function mergeEpisodes(own: readonly EpisodeRecord[], agent: readonly Epi
       ...(warnedAt === undefined ? {} : { warnedAt }),
       ...(actedAt === undefined ? {} : { actedAt }),
       ...(action === undefined ? {} : { action }),
-      ...(w.pending ? { pending: true } : {}),
+      // In progress unless either guard holds the action completed: an agent's action left
+      // pending is finished by the watchdog like its own, even when the watchdog had warned.
+      ...(actedAt !== undefined && !isCompleted(w) && !isCompleted(a) ? { pending: true } : {}),
     };
   }
   return out;

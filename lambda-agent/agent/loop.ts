@@ -35,6 +35,7 @@ import {
   HEARTBEAT_TAG,
   MANAGEMENT_ID_TAG,
   POLICY_VERSION_TAG,
+  SHUTDOWN_BEHAVIOR_TAG,
   SNOOZE_TAG,
   STATE_TAG,
 } from '../contract/tags';
@@ -45,7 +46,6 @@ import type { Logger } from '../log';
 import type { Policy } from '../policy/model';
 import { loadPolicy } from '../policy/parse';
 import { tariffOf } from '../policy/tariff';
-import { findRule } from '../rules';
 import type { Observation, Sample, TaskStatus } from '../rules/types';
 import type { AgentConfig } from './config';
 import { EMPTY_STATE, type AgentState, type StateStore } from './state-file';
@@ -166,6 +166,19 @@ export function isUnreachable(e: unknown): boolean {
   return e instanceof Error && e.name === 'ImdsError';
 }
 
+/**
+ * Whether powering the OS off may stand in for `action`, given the instance's shutdown
+ * behaviour (tag `smvm:shutdown-behavior`, set by the constructs): a poweroff stops or
+ * terminates the instance, and must never do more than the decided action. A stop or
+ * hibernation only when the behaviour is `stop` (a hibernation then becomes a stop);
+ * a termination whatever the behaviour (it then stops the instance at least). Unknown
+ * behaviour: only for a termination.
+ */
+export function poweroffMayDo(action: InstanceAction, behaviour: string | undefined): boolean {
+  if (action === 'terminate') return true;
+  return (action === 'stop' || action === 'hibernate') && behaviour === 'stop';
+}
+
 /** SNS subjects: printable ASCII, one line. */
 const asciiSubject = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 
@@ -257,8 +270,15 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
     }
   }
 
-  /** Saves the agent's own records on disk (authoritative) and in its tag (best effort). */
+  /**
+   * Saves the agent's own records on disk (authoritative) and in its tag (best effort).
+   * An intent (a pending record) must reach the tag before a soft rule's action: if the
+   * agent died after acting, the watchdog finishes and announces what the tag shows, and
+   * nothing it cannot see. A hard limit is enforced anyway (disk suffices to finish it
+   * after a restart, and the OS-shutdown fallback is for when the API is out of reach).
+   */
   async function saveEpisodes(records: readonly EpisodeRecord[]): Promise<void> {
+    const before = disk;
     const own = records.filter((r) => !foreign.has(key(r)) || acting.has(key(r)));
     disk = { ...disk, episodes: own };
     const onDisk = persist();
@@ -272,6 +292,12 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
       agentTagDirty = true; // written with the next heartbeat
       log.warn('episodes tag not written', { error: e });
       if (!onDisk) throw e; // remembered nowhere: do not act
+      if (!hard && own.some((r) => r.pending)) {
+        // Not acting: the intent is withdrawn from disk too; the next tick decides again.
+        disk = before;
+        persist();
+        throw e;
+      }
     }
   }
 
@@ -288,7 +314,10 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
     }
   }
 
-  /** Acts on this instance; for hard limits, falls back to an OS shutdown when the API is unreachable. */
+  /**
+   * Acts on this instance; for hard limits, falls back to an OS shutdown when the API is
+   * unreachable and the instance's shutdown behaviour does no more than the action.
+   */
   async function perform(action: InstanceAction): Promise<Map<string, ActionResult>> {
     const ids = [id]; // the agent acts on its own instance only
     let r: ActionResult = { outcome: 'done' };
@@ -314,7 +343,7 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
       const msg = e instanceof Error ? e.message : String(e);
       if (e instanceof AwsHttpError && e.code === 'OperationNotPermitted') {
         r = { outcome: 'skipped', reason: action === 'terminate' ? 'termination-protection' : 'stop-protection', detail: msg };
-      } else if (hard && action !== 'reboot' && action !== 'start' && isUnreachable(e)) {
+      } else if (hard && isUnreachable(e) && poweroffMayDo(action, tags[SHUTDOWN_BEHAVIOR_TAG])) {
         await osShutdown(action, msg);
         r = { outcome: 'failed', error: `${msg}; OS shutdown requested` };
       } else r = { outcome: 'failed', error: msg };
@@ -382,7 +411,16 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
       const alive = opts.lastAliveAt !== undefined && opts.lastAliveAt < bt ? opts.lastAliveAt : cp.since;
       cp = transition(cp, 'stopped', Math.min(bt, Math.max(cp.since, alive)), tariffOf(p, undefined));
     }
-    const own = mergeEpisodes(disk.episodes, tag(AGENT_EPISODES_TAG, (v) => decodeEpisodes(v, AGENT_EPISODES_TAG)) ?? []);
+    // The agent's tag as the agent last wrote it (instance metadata may show an older value).
+    const ownTag = agentTag ?? tags[AGENT_EPISODES_TAG];
+    let tagged: EpisodeRecord[] = [];
+    try {
+      tagged = ownTag ? decodeEpisodes(ownTag, AGENT_EPISODES_TAG) : [];
+    } catch (e) {
+      if (!warned.has(AGENT_EPISODES_TAG + ownTag)) log.warn('tag ignored', { tag: AGENT_EPISODES_TAG, error: e });
+      warned.add(AGENT_EPISODES_TAG + ownTag);
+    }
+    const own = mergeEpisodes(disk.episodes, tagged);
     const theirs = tag(EPISODES_TAG, decodeEpisodes) ?? [];
     const ownKeys = new Set(own.map(key));
     foreign = new Set(theirs.map(key).filter((k) => !ownKeys.has(k)));
@@ -405,13 +443,16 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
     };
   }
 
-  /** Finishes actions that a crashed or failed run left pending (redo, confirm or abandon). */
-  async function finishOwnPending(now: number, p: Policy): Promise<void> {
+  /**
+   * Finishes actions that a crashed or failed run left pending: confirms and announces
+   * them, or resets them for the engine to decide again now, or abandons them.
+   */
+  async function finishOwnPending(now: number): Promise<void> {
     const pending = disk.episodes.filter((r) => r.pending && r.actedAt !== undefined);
     if (pending.length === 0) return;
     // Running again in a later boot means that a stop or hibernate took effect.
     const state = pending.some((r) => bt !== undefined && r.actedAt! < bt) ? 'stopped' : 'running';
-    hard = pending.some((r) => findRule(p.rules.find((x) => x.name === r.rule)?.type ?? '')?.kind === 'hard');
+    hard = false;
     acting = new Set(pending.map(key));
     await finishPending([{ instanceId: id, state, records: disk.episodes }], ports, execContext(), now);
   }
@@ -473,7 +514,7 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
         persist();
       }
     }
-    await finishOwnPending(now, p);
+    await finishOwnPending(now);
     let d = evaluate(p, observe(now, p), now);
     if ((d.action || d.warnings.length > 0) && tagsAt < now) {
       // Confirm with fresh tags (a snooze or an extension may have just arrived) before acting.
@@ -485,9 +526,12 @@ export function createAgent(opts: AgentOptions, io: AgentPorts): Agent {
       disk = { ...disk, checkpoint: d.checkpoint };
       persist();
     }
+    // A condition that falls due changes the key too: the report then shows it held for its
+    // whole window, which is what the watchdog needs to act on it (should the agent fail to).
+    const held = new Set(d.rules.filter((r) => r.status === 'due' || r.status === 'acted').map((r) => r.rule));
     const condKey = Object.keys(d.conditions)
       .sort()
-      .map((r) => `${r}@${Math.floor(d.conditions[r] / 1000)}`)
+      .map((r) => `${r}@${Math.floor(d.conditions[r] / 1000)}${held.has(r) ? '!' : ''}`)
       .join(',');
     log[d.action || d.warnings.length > 0 || condKey !== beatKey ? 'info' : 'debug']('decision made', { decision: d });
     hard = !!d.action?.hard;

@@ -18,6 +18,11 @@ export const MANAGEMENT_ID_TAG = 'smvm:management-id';
 export const POLICY_VERSION_TAG = 'smvm:policy-version';
 /** Lifetime hard limit in seconds, read by the dependency-free shutdown guard. Constructs only. */
 export const HARD_LIMIT_TAG = 'smvm:hard-limit';
+/**
+ * The instance's shutdown behaviour (`stop` or `terminate`: what an OS poweroff does), read
+ * by the agent before it powers the OS off for a hard limit. Constructs only.
+ */
+export const SHUTDOWN_BEHAVIOR_TAG = 'smvm:shutdown-behavior';
 
 /** Accounting checkpoint (see `contract/codec.ts`). Watchdog only. */
 export const STATE_TAG = 'smvm:state';
@@ -46,6 +51,7 @@ export const INFRASTRUCTURE_TAGS = [
   MANAGEMENT_ID_TAG,
   POLICY_VERSION_TAG,
   HARD_LIMIT_TAG,
+  SHUTDOWN_BEHAVIOR_TAG,
 ] as const;
 
 export const ALL_TAGS = [

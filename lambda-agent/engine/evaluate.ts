@@ -238,7 +238,9 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
         continue;
       }
       const actAt = Math.max(out.dueAt, rec.warnedAt + warnBefore);
-      if (now < actAt) {
+      // A rule that says pending is never acted on, even past its due time (a condition
+      // reported by the agent is due only once a report shows it held for its window).
+      if (now < actAt || out.status === 'pending') {
         reports.push(reportOf(rule, out, action, 'pending', actAt));
         next = earliest(next, actAt, rule.name, 'action', action);
         continue;

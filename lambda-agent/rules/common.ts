@@ -88,12 +88,19 @@ export function scanCondition(
   return reportedCondition(ctx, notBefore);
 }
 
-/** Since when the agent's fresh heartbeat report says this rule's condition holds (no samples). */
+/**
+ * Since when the agent's fresh heartbeat report says this rule's condition holds (no
+ * samples). The report proves the condition only up to its own time (`lastAt` = the
+ * report's time, which may be minutes old): what happened since is not known.
+ */
 export function reportedCondition(ctx: RuleContext, notBefore: number): ConditionState {
   const hb = ctx.obs.heartbeat;
   if (hb && ctx.now - hb.at <= 2 * ctx.policy.heartbeatIntervalMs) {
     const since = hb.conditions[ctx.rule.name];
-    return since === undefined ? { known: true, lastAt: ctx.now } : { known: true, since: Math.max(since, notBefore), lastAt: ctx.now };
+    const lastAt = Math.min(hb.at, ctx.now);
+    return since === undefined
+      ? { known: true, lastAt }
+      : { known: true, since: Math.max(since, notBefore), lastAt, reported: true };
   }
   return { known: false, why: 'no usage samples and no fresh report from the agent' };
 }
@@ -121,18 +128,24 @@ export function minOf(samples: readonly Sample[], pick: (s: Sample) => number | 
   return m;
 }
 
-/** Outcome of a condition that must hold for `windowMs`: pending until then, then due. */
+/**
+ * Outcome of a condition that must hold for `windowMs`: pending until then, then due.
+ * A condition known from the agent's report (`reported`) is due only when the report
+ * itself shows it held for the whole window (`since + window ≤ lastAt`): a report taken
+ * before the window ended says nothing of the time since (the machine may be busy now).
+ */
 export function conditionOutcome(
   ctx: RuleContext,
   since: number,
   lastAt: number,
   windowMs: number,
   describe: (heldMs: number) => string,
+  reported = false,
 ) {
   const dueAt = since + windowMs;
   const held = Math.max(0, Math.min(ctx.now, lastAt) - since);
   return {
-    status: dueAt <= ctx.now ? ('due' as const) : ('pending' as const),
+    status: dueAt <= (reported ? Math.min(ctx.now, lastAt) : ctx.now) ? ('due' as const) : ('pending' as const),
     dueAt,
     episode: sec(since),
     reason: describe(held),

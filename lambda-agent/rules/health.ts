@@ -66,7 +66,14 @@ export const health = registerRule<Raw>({
     const c = scanCondition(ctx, isUnhealthySample, notBefore);
     if (!c.known) return { status: 'unknown', reason: `health unknown: ${c.why}` };
     if (c.since === undefined) return { status: 'ok', reason: 'healthy' };
-    const out = conditionOutcome(ctx, c.since, c.lastAt, p.windowMs, (held) => `unhealthy for ${dur(held)} (window ${dur(p.windowMs)})`);
+    const out = conditionOutcome(
+      ctx,
+      c.since,
+      c.lastAt,
+      p.windowMs,
+      (held) => `unhealthy for ${dur(held)} (window ${dur(p.windowMs)})`,
+      c.reported,
+    );
     if (p.escalate) {
       const previous = [...ctx.records]
         .reverse()

@@ -72,7 +72,7 @@ export const idle = registerRule<Raw>({
       cpu === undefined || net === undefined
         ? 'as reported by the agent'
         : `CPU ≤ ${cpu.toFixed(1)}% < ${p.cpu}%, network ≤ ${rate(net)} < ${rate(p.net)}`;
-    return conditionOutcome(ctx, c.since, c.lastAt, p.windowMs, (held) => `idle for ${dur(held)} (window ${dur(p.windowMs)}): ${figs}`);
+    return conditionOutcome(ctx, c.since, c.lastAt, p.windowMs, (held) => `idle for ${dur(held)} (window ${dur(p.windowMs)}): ${figs}`, c.reported);
   },
   permissions: (rule) => actionPermissions(rule.action),
   example: { rule: 'idle', window: '30m', cpuPercentBelow: 5, networkBytesPerSecBelow: 10240, startGrace: '15m', action: 'stop', warnBefore: '5m' },

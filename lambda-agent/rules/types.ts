@@ -90,7 +90,8 @@ export interface RuleContext {
 
 /** Result of a condition scan over samples or an agent report. */
 export type ConditionState =
-  | { readonly known: true; readonly since?: number; readonly lastAt: number }
+  /** `reported`: known from the agent's heartbeat report (true only up to `lastAt`), not from samples. */
+  | { readonly known: true; readonly since?: number; readonly lastAt: number; readonly reported?: boolean }
   | { readonly known: false; readonly why: string };
 
 /**

@@ -10,7 +10,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STATE_FILE, type AgentState } from '../../lambda-agent/agent/state-file';
 import { decodeEpisodes, decodeHeartbeat } from '../../lambda-agent/contract/state';
-import { AGENT_EPISODES_TAG, HEARTBEAT_TAG, MANAGEMENT_ID_TAG, POLICY_TAG, POLICY_VERSION_TAG } from '../../lambda-agent/contract/tags';
+import {
+  AGENT_EPISODES_TAG,
+  HEARTBEAT_TAG,
+  MANAGEMENT_ID_TAG,
+  POLICY_TAG,
+  POLICY_VERSION_TAG,
+  SHUTDOWN_BEHAVIOR_TAG,
+} from '../../lambda-agent/contract/tags';
+import { findRule } from '../../lambda-agent/rules';
 import type { PolicyDocument } from '../../lambda-agent/policy/model';
 import type { Decision } from '../../lambda-agent/engine/evaluate';
 import { startMoto, stopMoto, type MotoServer } from '../support/moto';
@@ -66,7 +74,14 @@ async function scenario(name: string, doc: PolicyDocument, bootAgoSec: number, o
   const cloud = new Cloud(m);
   const policyParameter = `/smvm/${doc.id}/policy`;
   const hash = await cloud.putPolicy(policyParameter, doc);
-  const id = await cloud.launch({ [POLICY_TAG]: doc.id, [MANAGEMENT_ID_TAG]: `smvm-${doc.id}-0123456789ab`, [POLICY_VERSION_TAG]: hash });
+  // The shutdown behaviour the constructs would give the instance (and tag it with).
+  const terminates = doc.rules.some((r) => findRule(r.rule)?.kind === 'hard' && r.action === 'terminate');
+  const id = await cloud.launch({
+    [POLICY_TAG]: doc.id,
+    [MANAGEMENT_ID_TAG]: `smvm-${doc.id}-0123456789ab`,
+    [POLICY_VERSION_TAG]: hash,
+    [SHUTDOWN_BEHAVIOR_TAG]: terminates ? 'terminate' : 'stop',
+  });
   const q = await cloud.topicWithQueue(name);
   const imds = await imdsFor(cloud, id);
   const proxy = await countingProxy(m.endpoint);

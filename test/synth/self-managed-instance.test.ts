@@ -9,6 +9,7 @@ import {
   MANAGEMENT_ID_TAG,
   POLICY_TAG,
   POLICY_VERSION_TAG,
+  SHUTDOWN_BEHAVIOR_TAG,
   parseManagementId,
 } from '../../lambda-agent/contract';
 import type { PolicyDocument } from '../../lambda-agent/policy/model';
@@ -36,7 +37,7 @@ function box(
 }
 
 describe('SelfManagedInstance', () => {
-  it('tags the instance with the policy, its management id, version and lifetime hard limit, after your own tags', () => {
+  it('tags the instance with the policy, its management id, version, shutdown behaviour and lifetime hard limit, after your own tags', () => {
     // GIVEN a policy with a 7-day lifetime
     let managementId = '';
     const json = Testing.synthScope((scope) => {
@@ -52,6 +53,7 @@ describe('SelfManagedInstance', () => {
         [MANAGEMENT_ID_TAG]: managementId,
         [POLICY_VERSION_TAG]: loadPolicy(DEV_POLICY).hash,
         [HARD_LIMIT_TAG]: String(7 * 24 * 3600),
+        [SHUTDOWN_BEHAVIOR_TAG]: 'terminate',
       },
     });
     expect(managementId).toMatch(MANAGEMENT_ID_PATTERN);
@@ -106,10 +108,13 @@ describe('SelfManagedInstance', () => {
     });
   });
 
-  it('shuts down to terminate when a hard-limit rule terminates, else to stop', () => {
-    const behaviour = (doc: PolicyDocument) =>
-      one(parse(Testing.synthScope((scope) => box(scope, testPolicy(scope, { policy: doc })))), 'aws_instance')
-        .instance_initiated_shutdown_behavior;
+  it('shuts down to terminate when a hard-limit rule terminates, else to stop, and tags the instance with it for the agent', () => {
+    const behaviour = (doc: PolicyDocument) => {
+      const instance = one(parse(Testing.synthScope((scope) => box(scope, testPolicy(scope, { policy: doc })))), 'aws_instance');
+      // the agent powers the OS off only for an action that the behaviour does no more than
+      expect(instance.tags[SHUTDOWN_BEHAVIOR_TAG]).toBe(instance.instance_initiated_shutdown_behavior);
+      return instance.instance_initiated_shutdown_behavior;
+    };
     expect(behaviour(DEV_POLICY)).toBe('terminate');
     expect(behaviour(STOPPING)).toBe('stop');
     // a soft rule that terminates (idle) does not make an OS shutdown a termination

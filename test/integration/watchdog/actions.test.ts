@@ -147,11 +147,12 @@ describe('watchdog actions', () => {
     expect(r.errors.map((e) => e.instanceId)).toEqual([broken]);
     const events = await h.events();
     expect(events.find((e) => e.event.type === 'error')!.event).toMatchObject({ instanceId: broken, severity: 'error' });
-    // the record stays pending: the next run (with the fault gone) finishes the stop
+    // the record stays pending: the next run (with the fault gone) decides the stop again
+    // (same episode, same event id) and carries it out
     expect(decodeEpisodes(tagsOf((await describeAll(h.ec2, [broken])).get(broken))[EPISODES_TAG])[0].pending).toBe(true);
     h.clock.advance(MIN);
     const r2 = cycleOf(await h.schedule());
-    expect(r2.actions).toEqual([]);
+    expect(r2.actions).toEqual([{ instanceId: broken, action: 'stop', result: 'done' }]);
     expect(stateOf((await describeAll(h.ec2, [broken])).get(broken))).toBe('stopped');
     expect((await h.events()).map((e) => `${e.event.type}:${e.event.instanceId}`)).toEqual([`stopped:${broken}`]);
   });

@@ -149,6 +149,21 @@ describe('episode records of both guards', () => {
     expect(mergeEpisodes([], [{ ...other, pending: true }])).toEqual([{ ...other, pending: true }]);
   });
 
+  it('keeps an action pending while neither guard holds it completed, also when the watchdog had only warned', () => {
+    const pendingStop: EpisodeRecord = { ...a, pending: true };
+    // the watchdog warned, the agent stopped and died before completing: still in progress
+    expect(mergeEpisodes([w], [pendingStop])).toEqual([
+      { rule: 'idle', episode: '1', warnedAt: 3000, actedAt: 9000, action: 'stop', pending: true },
+    ]);
+    // both in progress
+    expect(mergeEpisodes([{ ...a, actedAt: 9500, pending: true }], [pendingStop])[0].pending).toBe(true);
+    // completed by either guard: complete
+    expect(mergeEpisodes([a], [pendingStop])[0].pending).toBeUndefined();
+    expect(mergeEpisodes([{ ...a, pending: true }], [a])[0].pending).toBeUndefined();
+    // a warning alone is never pending
+    expect(mergeEpisodes([{ ...w, pending: true }], [w])[0].pending).toBeUndefined();
+  });
+
   it('writes to its own tag everything but the agent’s unchanged records', () => {
     const merged = mergeEpisodes([], [other]);
     expect(recordsToWrite(merged, [], [other])).toEqual([]);

@@ -9,6 +9,7 @@ import {
   mergeEpisodes,
   nextHeartbeatSlot,
   parseBootTime,
+  poweroffMayDo,
   sampleCapacity,
   seededFraction,
 } from '../../../lambda-agent/agent/loop';
@@ -28,6 +29,7 @@ import {
   EPISODES_TAG,
   HEARTBEAT_TAG,
   POLICY_VERSION_TAG,
+  SHUTDOWN_BEHAVIOR_TAG,
   SNOOZE_TAG,
   STATE_TAG,
 } from '../../../lambda-agent/contract/tags';
@@ -314,7 +316,7 @@ describe('the tick', () => {
           { rule: 'idle', window: '1m', startGrace: '1m', action: 'stop' },
         ],
       },
-      { bootTime: NOW - 2 * HOUR + 3000 },
+      { bootTime: NOW - 2 * HOUR + 3000, tags: { [SHUTDOWN_BEHAVIOR_TAG]: 'stop' } },
     );
     h.fail = (op) => (op === 'ssm' ? undefined : new AwsHttpError('x', 'NetworkingError', 0, 'ECONNREFUSED'));
     await h.tick();
@@ -332,7 +334,9 @@ describe('the tick', () => {
     soft.cpu = 1;
     soft.fail = (op) => (op === 'ssm' ? undefined : new AwsHttpError('x', 'NetworkingError', 0, 'ECONNREFUSED'));
     for (let i = 0; i < 65; i++) await soft.tick();
-    expect(soft.calls).toContain('stop');
+    // A soft rule's intent could not be written to the tag: not even tried.
+    expect(soft.calls).not.toContain('stop');
+    expect(soft.calls).toContain(`tags ${AGENT_EPISODES_TAG}`);
     expect(soft.shutdowns).toEqual([]);
 
     const denied = harness({ id: 'p', agent: FAST, rules: [{ rule: 'lifetime', max: '1h', action: 'stop' }] });
@@ -340,6 +344,64 @@ describe('the tick', () => {
     await denied.tick();
     expect(denied.shutdowns).toEqual([]);
     expect(denied.events.map((e) => e.type)).toEqual(['error']);
+  });
+
+  it.each([
+    ['stop', 'stop', true],
+    ['hibernate', 'stop', true],
+    ['terminate', 'stop', true],
+    ['stop', 'terminate', false],
+    ['hibernate', 'terminate', false],
+    ['terminate', 'terminate', true],
+    ['stop', undefined, false],
+    ['hibernate', undefined, false],
+    ['terminate', undefined, true],
+    ['reboot', 'stop', false],
+    ['start', 'stop', false],
+  ] as const)('powers the OS off for a %s when the shutdown behaviour is %s: %s', (action, behaviour, expected) => {
+    expect(poweroffMayDo(action, behaviour)).toBe(expected);
+  });
+
+  it('never powers the OS off for a stop when that would terminate the instance, or when it cannot tell', async () => {
+    const unreachable = (op: string) => (op === 'ssm' ? undefined : new AwsHttpError('x', 'NetworkingError', 0, 'ECONNREFUSED'));
+    const stopDoc: PolicyDocument = { id: 'p', agent: FAST, rules: [{ rule: 'running-time', max: '1h', action: 'stop' }] };
+    for (const tags of [{ [SHUTDOWN_BEHAVIOR_TAG]: 'terminate' }, {}] as Array<Record<string, string>>) {
+      const h = harness(stopDoc, { bootTime: NOW - 2 * HOUR, tags });
+      h.fail = unreachable;
+      await h.tick();
+      expect(h.calls).toContain('stop');
+      expect(h.shutdowns).toEqual([]);
+      expect(h.lines.find((l) => l.message === 'action failed')).toBeDefined();
+    }
+    const terminating = harness(
+      { id: 'p', agent: FAST, rules: [{ rule: 'lifetime', max: '1h', action: 'terminate' }] },
+      { bootTime: NOW - 2 * HOUR, tags: { [SHUTDOWN_BEHAVIOR_TAG]: 'terminate' } },
+    );
+    terminating.fail = unreachable;
+    await terminating.tick();
+    expect(terminating.shutdowns).toEqual(['systemctl poweroff']);
+  });
+
+  it('carries out a soft action only once its intent is in its tag; a hard limit whatever the tag', async () => {
+    const throttled = (op: string) =>
+      op.startsWith('tags') ? new AwsHttpError('ec2 CreateTags', 'RequestLimitExceeded', 400, 'slow down') : undefined;
+    const soft = harness({ id: 'p', agent: FAST, rules: [{ rule: 'idle', window: '1m', startGrace: '1m', action: 'stop' }] });
+    soft.cpu = 1;
+    for (let i = 0; i < 59; i++) await soft.tick();
+    soft.fail = throttled;
+    await soft.tick();
+    expect(soft.calls).not.toContain('stop');
+    expect(soft.disk.episodes.some((r) => r.pending || r.actedAt !== undefined)).toBe(false); // the intent withdrawn
+    soft.fail = undefined;
+    await soft.tick(); // decided again, the intent written: carried out
+    expect(soft.calls.filter((c) => c === 'stop')).toHaveLength(1);
+    expect(soft.events.map((e) => e.type)).toEqual(['error', 'stopped']);
+
+    const hard = harness({ id: 'p', agent: FAST, rules: [{ rule: 'lifetime', max: '1h', action: 'stop' }] }, { bootTime: NOW - 2 * HOUR });
+    hard.fail = throttled;
+    await hard.tick();
+    expect(hard.calls).toContain('stop');
+    expect(hard.events.map((e) => e.type)).toEqual(['stopped']);
   });
 
   it('hibernates, falling back to a stop when hibernation is refused', async () => {
@@ -406,13 +468,27 @@ describe('the tick', () => {
     expect(h.calls).not.toContain('stop');
     expect(h.events).toEqual([expect.objectContaining({ type: 'stopped', rule: 'lifetime', episode: 'e1' })]);
     expect(h.disk.episodes).toEqual([expect.not.objectContaining({ pending: true })]);
-    // In the same boot, a pending stop is carried out (it may never have reached EC2).
+    // In the same boot, a pending stop (it may never have reached EC2) is decided again:
+    // carried out for the same episode while it is still due...
+    const episode = `${(NOW - 30 * 60_000) / 1000}-r${(NOW - HOUR) / 1000}`;
     const same = harness(
-      { id: 'p', agent: FAST, rules: [{ rule: 'lifetime', max: '30d', action: 'stop' }] },
-      { bootTime: NOW - HOUR, disk: { ...EMPTY_STATE, episodes: [pending] } },
+      { id: 'p', agent: FAST, rules: [{ rule: 'lifetime', max: '30m', action: 'stop' }] },
+      { bootTime: NOW - HOUR, disk: { ...EMPTY_STATE, episodes: [{ ...pending, episode }] } },
     );
     await same.tick();
     expect(same.calls.filter((c) => c === 'stop')).toHaveLength(1);
+    expect(same.events).toEqual([expect.objectContaining({ type: 'stopped', rule: 'lifetime', episode })]);
+    expect(same.disk.episodes).toEqual([expect.objectContaining({ episode, action: 'stop' })]);
+    expect(same.disk.episodes[0].pending).toBeUndefined();
+    // ... and not at all once it is not (here: the limit is far away; e.g. an extension arrived).
+    const gone = harness(
+      { id: 'p', agent: FAST, rules: [{ rule: 'lifetime', max: '30d', action: 'stop' }] },
+      { bootTime: NOW - HOUR, disk: { ...EMPTY_STATE, episodes: [{ ...pending, warnedAt: NOW - 20 * 60_000 }] } },
+    );
+    await gone.tick();
+    expect(gone.calls).not.toContain('stop');
+    expect(gone.events).toEqual([]);
+    expect(gone.disk.episodes).toEqual([{ rule: 'lifetime', episode: 'e1', warnedAt: NOW - 20 * 60_000, action: 'stop' }]);
   });
 
   it('closes a local checkpoint left running by an earlier boot at the moment the agent was last alive', async () => {

@@ -142,6 +142,21 @@ describe('evaluate', () => {
       expect(at(late + 5 * MIN, d.episodes).action).toMatchObject({ name: 'stop' });
     });
 
+    it("on the agent's report alone, warns but acts only once a report shows the whole window, however long after the warning", () => {
+      // GIVEN no samples, only the agent's report taken at 10:20 (idle since 10:00): due 10:30 per the report's start
+      const report = (at: number) => ({ heartbeat: { at, conditions: { idle: since } } });
+      const byReport = (now: number, at: number, episodes: readonly EpisodeRecord[] = []) =>
+        evaluate(policy, observation({ checkpoint: checkpoint({ since: since - HOUR }), episodes, ...report(at) }), now);
+      const warned = byReport(warnAt, since + 20 * MIN);
+      expect(warned.warnings).toEqual([expect.objectContaining({ dueAt })]);
+      // WHEN the time comes, the report still from 10:20: not proven idle past 10:20, no action
+      const later = byReport(dueAt + 10 * MIN, since + 20 * MIN, warned.episodes);
+      expect(later.action).toBeUndefined();
+      expect(later.rules[0]).toMatchObject({ status: 'pending', dueAt });
+      // THEN a report taken at or after 10:30 that still says idle since 10:00 is enough
+      expect(byReport(dueAt + 11 * MIN, dueAt, warned.episodes).action).toMatchObject({ name: 'stop', episode: String(since / 1000) });
+    });
+
     it('does not act when the condition cleared after the warning, and warns again for a new episode', () => {
       const warned = at(warnAt);
       // GIVEN a busy minute after the warning: the condition cleared

@@ -131,7 +131,17 @@ describe('idle', () => {
         ],
         [
           'idle, the report exactly 2 heartbeat intervals old',
-          beat(NOW - 2 * HOUR, { idle: NOW - 40 * MIN }),
+          beat(NOW - 2 * HOUR, { idle: NOW - 2 * HOUR - 40 * MIN }),
+          { status: 'pending', dueAt: NOW - 2 * HOUR + 45 * MIN },
+        ],
+        [
+          'idle, the window over by now but not when the report was taken (busy since, for all it says)',
+          beat(NOW - 15 * MIN, { idle: NOW - 40 * MIN }),
+          { status: 'pending', dueAt: NOW - 10 * MIN },
+        ],
+        [
+          'idle, the window over exactly when the report was taken',
+          beat(NOW - 10 * MIN, { idle: NOW - 40 * MIN }),
           { status: 'due', dueAt: NOW - 10 * MIN },
         ],
       ]),
