@@ -37,7 +37,11 @@ export function formatTable(rows: Array<BenchRow & { suite: string }>): string {
   const body = rows.map((r) => [r.suite, r.name, fmt(r.value), r.unit, r.goal, r.ok ? 'yes' : 'NO']);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
-  return [line(header), `|${widths.map((w, i) => (i === 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`, ...body.map(line)].join('\n');
+  return [
+    line(header),
+    `|${widths.map((w, i) => (i === 2 ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|')}|`,
+    ...body.map(line),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -58,7 +62,9 @@ async function main(): Promise<void> {
   console.log(formatTable(all));
   for (const t of texts) console.log('\n' + t);
   const missed = all.filter((r) => !r.ok);
-  console.log(`\n${all.length - missed.length} of ${all.length} goals met${missed.length ? `; not met: ${missed.map((m) => `${m.suite}/${m.name}`).join(', ')}` : ''}`);
+  console.log(
+    `\n${all.length - missed.length} of ${all.length} goals met${missed.length ? `; not met: ${missed.map((m) => `${m.suite}/${m.name}`).join(', ')}` : ''}`,
+  );
 }
 
 if (require.main === module) {

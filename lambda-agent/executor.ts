@@ -341,9 +341,14 @@ export async function executeAll(decisions: readonly Decision[], ports: Executor
   for (const [action, list] of byAction) {
     let res: Map<string, ActionResult>;
     try {
-      res = await ports.perform(action, list.map((d) => d.instanceId));
+      res = await ports.perform(
+        action,
+        list.map((d) => d.instanceId),
+      );
     } catch (e) {
-      res = new Map(list.map((d) => [d.instanceId, { outcome: 'failed', error: e instanceof Error ? e.message : String(e) } as ActionResult]));
+      res = new Map(
+        list.map((d) => [d.instanceId, { outcome: 'failed', error: e instanceof Error ? e.message : String(e) } as ActionResult]),
+      );
     }
     for (const d of list) results.set(d.instanceId, res.get(d.instanceId) ?? { outcome: 'failed', error: 'no result for this instance' });
   }
@@ -361,7 +366,8 @@ export async function executeAll(decisions: readonly Decision[], ports: Executor
       const ruleType = ruleTypeOf(d, a.rule);
       const performed = r.outcome === 'fallback' ? r.performed : a.name;
       const type: EventType = r.outcome === 'skipped' ? 'skipped' : announcedType(performed, ruleType);
-      const verb = r.outcome === 'skipped' ? `would ${a.name} but ${r.reason === 'dry-run' ? 'dry run' : r.reason.replace(/-/g, ' ')}` : type;
+      const verb =
+        r.outcome === 'skipped' ? `would ${a.name} but ${r.reason === 'dry-run' ? 'dry run' : r.reason.replace(/-/g, ' ')}` : type;
       await publish(
         buildEvent(ctx, {
           type,

@@ -54,7 +54,12 @@ export function createLogger(opts: LoggerOptions): Logger {
   const keys: Record<string, unknown> = { ...(opts.persistentKeys ?? {}) };
   const emit = (level: LogLevel, message: string, extra?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
-    const line: Record<string, unknown> = { level: level.toUpperCase(), message, timestamp: new Date(clock()).toISOString(), service: opts.service };
+    const line: Record<string, unknown> = {
+      level: level.toUpperCase(),
+      message,
+      timestamp: new Date(clock()).toISOString(),
+      service: opts.service,
+    };
     for (const src of [keys, extra ?? {}]) {
       for (const [k, v] of Object.entries(src)) {
         if (RESERVED.has(k) || v === undefined) continue;

@@ -66,7 +66,9 @@ export async function listPolicyIds(ctx: CliContext): Promise<string[]> {
   const ids = new Set<string>();
   let token: string | undefined;
   do {
-    const out = await ctx.clients.ssm.send(new GetParametersByPathCommand({ Path: '/smvm/', Recursive: true, ...(token ? { NextToken: token } : {}) }));
+    const out = await ctx.clients.ssm.send(
+      new GetParametersByPathCommand({ Path: '/smvm/', Recursive: true, ...(token ? { NextToken: token } : {}) }),
+    );
     for (const p of out.Parameters ?? []) {
       const m = /^\/smvm\/([^/]+)\/policy$/.exec(p.Name ?? '');
       if (m) ids.add(m[1]);
@@ -81,7 +83,10 @@ export async function loadPolicyOf(ctx: CliContext, policyId: string): Promise<P
   try {
     raw = await readParameter(ctx.clients.ssm, policyParameterName(policyId));
   } catch {
-    throw new CliError(`policy '${policyId}': its parameter ${policyParameterName(policyId)} cannot be read. Check the policy id (smvm status lists them) and your credentials.`, EXIT.NOT_FOUND);
+    throw new CliError(
+      `policy '${policyId}': its parameter ${policyParameterName(policyId)} cannot be read. Check the policy id (smvm status lists them) and your credentials.`,
+      EXIT.NOT_FOUND,
+    );
   }
   try {
     return loadPolicy(JSON.parse(raw));
@@ -126,7 +131,8 @@ export async function findManaged(ctx: CliContext, instanceId: string): Promise<
     out = await ctx.clients.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }));
   } catch (e) {
     const name = (e as { name?: string }).name ?? '';
-    if (/NotFound|Malformed/.test(name)) throw new CliError(`instance ${instanceId} does not exist in this account and region`, EXIT.NOT_FOUND);
+    if (/NotFound|Malformed/.test(name))
+      throw new CliError(`instance ${instanceId} does not exist in this account and region`, EXIT.NOT_FOUND);
     throw e;
   }
   const instance = out.Reservations?.[0]?.Instances?.[0];
@@ -145,7 +151,10 @@ export function evaluateInstance(instance: Instance, policy: Policy, now: number
 }
 
 /** Every instance of a policy, evaluated now; instances with bad tags are listed apart. */
-export async function evaluatePolicy(ctx: CliContext, policy: Policy): Promise<{ rows: Evaluated[]; errors: Array<{ instanceId: string; error: string }> }> {
+export async function evaluatePolicy(
+  ctx: CliContext,
+  policy: Policy,
+): Promise<{ rows: Evaluated[]; errors: Array<{ instanceId: string; error: string }> }> {
   const rows: Evaluated[] = [];
   const errors: Array<{ instanceId: string; error: string }> = [];
   let pages = 0;

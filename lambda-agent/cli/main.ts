@@ -80,7 +80,14 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
         const stop = () => abort.abort();
         process.once('SIGINT', stop);
         try {
-          return await commands.events(ctx, { policy: v.policy, queueUrl: v['queue-url'], follow: v.follow, json: v.json, waitSeconds, signal: abort.signal });
+          return await commands.events(ctx, {
+            policy: v.policy,
+            queueUrl: v['queue-url'],
+            follow: v.follow,
+            json: v.json,
+            waitSeconds,
+            signal: abort.signal,
+          });
         } finally {
           process.removeListener('SIGINT', stop);
         }

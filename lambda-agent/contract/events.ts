@@ -77,4 +77,3 @@ function safeJson(text: string): unknown {
     throw new EventValidationError(['message is not JSON']);
   }
 }
-

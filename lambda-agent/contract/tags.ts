@@ -46,20 +46,9 @@ export const WATCHDOG_WRITABLE_TAGS = [STATE_TAG, EPISODES_TAG] as const;
 /** Keys operators write through the CLI. */
 export const OPERATOR_WRITABLE_TAGS = [SNOOZE_TAG, EXTEND_TAG] as const;
 /** Keys set by the infrastructure code (constructs) and by nobody at run time. */
-export const INFRASTRUCTURE_TAGS = [
-  POLICY_TAG,
-  MANAGEMENT_ID_TAG,
-  POLICY_VERSION_TAG,
-  HARD_LIMIT_TAG,
-  SHUTDOWN_BEHAVIOR_TAG,
-] as const;
+export const INFRASTRUCTURE_TAGS = [POLICY_TAG, MANAGEMENT_ID_TAG, POLICY_VERSION_TAG, HARD_LIMIT_TAG, SHUTDOWN_BEHAVIOR_TAG] as const;
 
-export const ALL_TAGS = [
-  ...INFRASTRUCTURE_TAGS,
-  ...WATCHDOG_WRITABLE_TAGS,
-  ...AGENT_WRITABLE_TAGS,
-  ...OPERATOR_WRITABLE_TAGS,
-] as const;
+export const ALL_TAGS = [...INFRASTRUCTURE_TAGS, ...WATCHDOG_WRITABLE_TAGS, ...AGENT_WRITABLE_TAGS, ...OPERATOR_WRITABLE_TAGS] as const;
 
 export type SmvmTagKey = (typeof ALL_TAGS)[number];
 

@@ -7,7 +7,16 @@ import { toJSONSchema } from 'zod/v4/core';
 import { allRules } from '../rules';
 import { eventSchema, EVENT_SCHEMA_VERSION, EVENT_TYPES, MESSAGE_ATTRIBUTES, defaultSeverity } from '../contract/events';
 
-type JsonSchema = { properties?: Record<string, JsonSchema>; required?: string[]; type?: string | string[]; enum?: unknown[]; const?: unknown; anyOf?: JsonSchema[]; items?: JsonSchema; description?: string };
+type JsonSchema = {
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  type?: string | string[];
+  enum?: unknown[];
+  const?: unknown;
+  anyOf?: JsonSchema[];
+  items?: JsonSchema;
+  description?: string;
+};
 
 function typeOf(s: JsonSchema): string {
   if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
@@ -51,7 +60,8 @@ export function rulesMarkdown(): string {
     '| rule | kind | evaluated by | actions (first = default) | summary |',
     '|---|---|---|---|---|',
   ];
-  for (const r of allRules()) out.push(`| [\`${r.name}\`](#${r.name}) | ${r.kind} | ${r.hosts.join(', ')} | ${r.actions.join(', ')} | ${r.summary} |`);
+  for (const r of allRules())
+    out.push(`| [\`${r.name}\`](#${r.name}) | ${r.kind} | ${r.hosts.join(', ')} | ${r.actions.join(', ')} | ${r.summary} |`);
   for (const r of allRules()) {
     const schema = toJSONSchema(r.schema) as JsonSchema;
     out.push('', `## ${r.name}`, '', r.summary, '', '| field | type | required |', '|---|---|---|', ...fieldRows(schema), '');
@@ -67,7 +77,7 @@ export function eventsMarkdown(): string {
     '',
     `Generated from the contract's event schema (\`lambda-agent/contract/events.ts\`, JSON Schema in \`lambda-agent/contract/event.schema.json\`); do not edit by hand. Schema version: **${EVENT_SCHEMA_VERSION}**.`,
     '',
-    'Every guard (agent, watchdog, CLI) publishes one JSON event per fact to the policy\'s SNS topic. The SNS `Subject` is the event\'s `subject` (readable in email). Message attributes, for SNS subscription filter policies: ' +
+    "Every guard (agent, watchdog, CLI) publishes one JSON event per fact to the policy's SNS topic. The SNS `Subject` is the event's `subject` (readable in email). Message attributes, for SNS subscription filter policies: " +
       MESSAGE_ATTRIBUTES.map((a) => `\`${a}\``).join(', ') +
       '. Delivery is at least once: deduplicate on `id` (the same fact always has the same id, whichever guard announces it).',
     '',
@@ -91,7 +101,7 @@ export function eventsMarkdown(): string {
     started: 'the instance was started (a schedule window opened)',
     notified: 'a rule with action `notify` fired',
     skipped: 'an action was due but not taken: dry run, termination or stop protection (`detail.skipped`)',
-    'state-changed': 'the instance changed state outside the policy\'s actions',
+    'state-changed': "the instance changed state outside the policy's actions",
     'heartbeat-lost': 'the agent stopped reporting; the watchdog alone guards the instance',
     'task-finished': 'a watched task (systemd unit or process) finished',
     snoozed: 'an operator snoozed the soft rules (`detail.by`, `detail.reason`)',
@@ -104,7 +114,7 @@ export function eventsMarkdown(): string {
   out.push(
     '## Subscribing',
     '',
-    'TypeScript: `import { parseEvent } from \'cdktf-self-managed-vm/events\'` validates a message body and returns the typed event. Other languages: validate against `event.schema.json` (JSON Schema 2020-12). Filter policy example, only hard actions and errors:',
+    "TypeScript: `import { parseEvent } from 'cdktf-self-managed-vm/events'` validates a message body and returns the typed event. Other languages: validate against `event.schema.json` (JSON Schema 2020-12). Filter policy example, only hard actions and errors:",
     '',
     '```json',
     JSON.stringify({ eventType: ['stopped', 'terminated', 'error', 'heartbeat-lost'] }, null, 2),

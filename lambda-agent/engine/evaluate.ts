@@ -157,7 +157,14 @@ function sameRecords(a: readonly EpisodeRecord[], b: readonly EpisodeRecord[]): 
  * order: object spread of objects with optional keys is V8's slow cloning path, and
  * this runs for every rule of every evaluation.
  */
-function reportOf(rule: RuleConfig, out: Extract<Outcome, { status: 'pending' | 'due' }>, action: ActionName, status: RuleStatus, actAt?: number, reason = out.reason): RuleReport {
+function reportOf(
+  rule: RuleConfig,
+  out: Extract<Outcome, { status: 'pending' | 'due' }>,
+  action: ActionName,
+  status: RuleStatus,
+  actAt?: number,
+  reason = out.reason,
+): RuleReport {
   const r = { rule: rule.name, type: rule.type, reason, action, episode: out.episode, dueAt: out.dueAt } as Mutable<RuleReport>;
   if (out.figures) r.figures = out.figures;
   r.status = status;
@@ -194,10 +201,26 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
       reports.push({ rule: rule.name, type: rule.type, status: 'ok', reason: 'terminated', action: rule.action });
       continue;
     }
-    const ctx: Mutable<RuleContext> = { now, policy, rule, obs, billing, checkpoint, accounting, overrides, records: records.length === 0 ? NO_RECORDS : records.filter((r) => r.rule === rule.name) };
+    const ctx: Mutable<RuleContext> = {
+      now,
+      policy,
+      rule,
+      obs,
+      billing,
+      checkpoint,
+      accounting,
+      overrides,
+      records: records.length === 0 ? NO_RECORDS : records.filter((r) => r.rule === rule.name),
+    };
     if (hourlyUsd !== undefined) ctx.hourlyUsd = hourlyUsd;
     const out: Outcome = def.evaluate(ctx);
-    if (out.figures && def.kind === 'hard' && out.figures.value !== undefined && out.figures.limit !== undefined && out.figures.value >= out.figures.limit) {
+    if (
+      out.figures &&
+      def.kind === 'hard' &&
+      out.figures.value !== undefined &&
+      out.figures.limit !== undefined &&
+      out.figures.value >= out.figures.limit
+    ) {
       hardLimitReached ??= `${rule.name} limit reached`;
     }
     if (out.status === 'unknown' && rule.type === 'spend') notices.push(out.reason);
@@ -217,7 +240,16 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
       continue;
     }
     if (snoozedUntil !== undefined && def.kind === 'soft') {
-      reports.push(reportOf(rule, out, action, 'snoozed', Math.max(out.dueAt, snoozedUntil), `${out.reason}; snoozed until ${(snoozedIso ??= new Date(snoozedUntil).toISOString())}`));
+      reports.push(
+        reportOf(
+          rule,
+          out,
+          action,
+          'snoozed',
+          Math.max(out.dueAt, snoozedUntil),
+          `${out.reason}; snoozed until ${(snoozedIso ??= new Date(snoozedUntil).toISOString())}`,
+        ),
+      );
       next = earliest(next, Math.max(out.dueAt, snoozedUntil), rule.name, 'action', action);
       continue;
     }
@@ -285,7 +317,14 @@ export function evaluate(policy: Policy, obs: Observation, now: number): Decisio
 
   const episodes = prune(records, current);
   // Built in this key order, optional keys only when set (plain JSON, no undefined).
-  const decision: Mutable<Decision> = { instanceId: obs.instanceId, policyId: policy.id, policyHash: policy.hash, at: now, dryRun: policy.dryRun, billing } as Mutable<Decision>;
+  const decision: Mutable<Decision> = {
+    instanceId: obs.instanceId,
+    policyId: policy.id,
+    policyHash: policy.hash,
+    at: now,
+    dryRun: policy.dryRun,
+    billing,
+  } as Mutable<Decision>;
   if (action) decision.action = action;
   decision.warnings = warnings;
   decision.rules = reports;

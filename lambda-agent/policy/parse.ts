@@ -86,14 +86,23 @@ function shapeAt(shape: Record<string, unknown> | undefined, path: readonly Prop
 }
 
 /** Zod issues in the words of the policy's fields. */
-function describeIssues(issues: readonly z.core.$ZodIssue[], root: unknown, prefix: string, scope: string, shape?: Record<string, unknown>): PolicyError[] {
+function describeIssues(
+  issues: readonly z.core.$ZodIssue[],
+  root: unknown,
+  prefix: string,
+  scope: string,
+  shape?: Record<string, unknown>,
+): PolicyError[] {
   const out: PolicyError[] = [];
   for (const i of issues) {
     const got = show(valueAt(root, i.path));
     let message: string;
     switch (i.code) {
       case 'invalid_type':
-        message = got === 'nothing' ? `is required (${i.expected})` : `must be ${i.expected === 'array' ? 'a list' : `${/^[aeiou]/.test(i.expected) ? 'an' : 'a'} ${i.expected}`}, got: ${got}`;
+        message =
+          got === 'nothing'
+            ? `is required (${i.expected})`
+            : `must be ${i.expected === 'array' ? 'a list' : `${/^[aeiou]/.test(i.expected) ? 'an' : 'a'} ${i.expected}`}, got: ${got}`;
         break;
       case 'too_small':
         message = `must be ${i.inclusive ? '≥' : '>'} ${String(i.minimum)}, got: ${got}`;
@@ -139,7 +148,11 @@ export function parsePolicy(raw: unknown): ParseResult {
   }
   const doc = raw as PolicyDocument;
   if (typeof doc.id === 'string' && !POLICY_ID_PATTERN.test(doc.id)) {
-    errors.push({ scope, path: 'id', message: `must be lower-case letters, digits and hyphens, starting with a letter, at most 40 characters, got: ${show(doc.id)}` });
+    errors.push({
+      scope,
+      path: 'id',
+      message: `must be lower-case letters, digits and hyphens, starting with a letter, at most 40 characters, got: ${show(doc.id)}`,
+    });
   }
   const durationOf = (path: string, value: unknown, fallback: string): number => {
     const r = parseDuration(value ?? fallback);
@@ -153,7 +166,11 @@ export function parsePolicy(raw: unknown): ParseResult {
   const sampleIntervalMs = durationOf('agent.sampleInterval', doc.agent?.sampleInterval, '10s');
   const heartbeatIntervalMs = durationOf('agent.heartbeatInterval', doc.agent?.heartbeatInterval, '1h');
   if (heartbeatIntervalMs > 0 && sampleIntervalMs > heartbeatIntervalMs) {
-    errors.push({ scope, path: 'agent.heartbeatInterval', message: `must not be shorter than agent.sampleInterval, got: ${show(doc.agent?.heartbeatInterval)}` });
+    errors.push({
+      scope,
+      path: 'agent.heartbeatInterval',
+      message: `must not be shorter than agent.sampleInterval, got: ${show(doc.agent?.heartbeatInterval)}`,
+    });
   }
 
   const rules: RuleConfig[] = [];
@@ -177,7 +194,11 @@ export function parsePolicy(raw: unknown): ParseResult {
     const name = typeof r.name === 'string' ? r.name : def.name;
     const rscope = `${scope} rule:${name}`;
     if (names.has(name)) {
-      errors.push({ scope: rscope, path: `${at}.name`, message: `'${name}' is used by another rule; give each rule of the same type a distinct 'name'` });
+      errors.push({
+        scope: rscope,
+        path: `${at}.name`,
+        message: `'${name}' is used by another rule; give each rule of the same type a distinct 'name'`,
+      });
     }
     names.add(name);
     const parsed = def.schema.safeParse(r);
@@ -188,7 +209,11 @@ export function parsePolicy(raw: unknown): ParseResult {
     const action: ActionName = (r.action as ActionName | undefined) ?? def.actions[0];
     if (!def.actions.includes(action)) {
       const hint = action === 'hibernate' ? ' (this rule cannot hibernate)' : '';
-      errors.push({ scope: rscope, path: `${at}.action`, message: `must be one of ${def.actions.join(', ')} for rule '${def.name}'${hint}, got: ${show(action)}` });
+      errors.push({
+        scope: rscope,
+        path: `${at}.action`,
+        message: `must be one of ${def.actions.join(', ')} for rule '${def.name}'${hint}, got: ${show(action)}`,
+      });
     }
     for (const [p, m] of def.validate?.(parsed.data) ?? []) errors.push({ scope: rscope, path: `${at}.${p}`, message: m });
     let params: Record<string, unknown>;
@@ -200,13 +225,23 @@ export function parsePolicy(raw: unknown): ParseResult {
     }
     const windowMs = params.windowMs as number | undefined;
     if (windowMs !== undefined && sampleIntervalMs > 0 && windowMs < 2 * sampleIntervalMs) {
-      errors.push({ scope: rscope, path: `${at}.window`, message: `must be at least twice agent.sampleInterval (${doc.agent?.sampleInterval ?? '10s'}), got: ${show(r.window)}` });
+      errors.push({
+        scope: rscope,
+        path: `${at}.window`,
+        message: `must be at least twice agent.sampleInterval (${doc.agent?.sampleInterval ?? '10s'}), got: ${show(r.window)}`,
+      });
     }
     let warnBeforeMs: number | undefined;
     if (r.warnBefore !== undefined) {
       warnBeforeMs = parseDuration(r.warnBefore).ok ? (parseDuration(r.warnBefore) as { ms: number }).ms : undefined;
-      if (warnBeforeMs === 0) errors.push({ scope: rscope, path: `${at}.warnBefore`, message: `must be longer than zero, got: ${show(r.warnBefore)}` });
-      if (action === 'notify') errors.push({ scope: rscope, path: `${at}.warnBefore`, message: `has no use with action 'notify' (the notification is the warning); remove it` });
+      if (warnBeforeMs === 0)
+        errors.push({ scope: rscope, path: `${at}.warnBefore`, message: `must be longer than zero, got: ${show(r.warnBefore)}` });
+      if (action === 'notify')
+        errors.push({
+          scope: rscope,
+          path: `${at}.warnBefore`,
+          message: `has no use with action 'notify' (the notification is the warning); remove it`,
+        });
     }
     rules.push({ type: def.name, name, action, ...(warnBeforeMs ? { warnBeforeMs } : {}), params });
   });

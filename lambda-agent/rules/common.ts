@@ -8,9 +8,9 @@ import { parseDuration, formatDuration } from '../policy/duration';
 import type { ConditionState, RuleContext, Sample } from './types';
 
 /** A duration string (`30m`, `PT8H`). */
-export const duration = z.string().check(
-  z.refine((v) => parseDuration(v).ok, { message: "must be a duration such as '90s', '30m', '8h', '3d' or 'PT8H'" }),
-);
+export const duration = z
+  .string()
+  .check(z.refine((v) => parseDuration(v).ok, { message: "must be a duration such as '90s', '30m', '8h', '3d' or 'PT8H'" }));
 
 /** The fields every rule accepts besides its own. */
 export function commonShape<N extends string>(name: N) {
@@ -61,11 +61,7 @@ export function runSince(ctx: RuleContext): number | undefined {
  * the run: missing data never extends a condition such as idleness. Without samples,
  * the agent's fresh heartbeat report for this rule is used instead.
  */
-export function scanCondition(
-  ctx: RuleContext,
-  test: (s: Sample) => boolean | undefined,
-  notBefore: number,
-): ConditionState {
+export function scanCondition(ctx: RuleContext, test: (s: Sample) => boolean | undefined, notBefore: number): ConditionState {
   const { obs, now } = ctx;
   const samples = obs.samples;
   const period = obs.samplePeriodMs;
@@ -98,9 +94,7 @@ export function reportedCondition(ctx: RuleContext, notBefore: number): Conditio
   if (hb && ctx.now - hb.at <= 2 * ctx.policy.heartbeatIntervalMs) {
     const since = hb.conditions[ctx.rule.name];
     const lastAt = Math.min(hb.at, ctx.now);
-    return since === undefined
-      ? { known: true, lastAt }
-      : { known: true, since: Math.max(since, notBefore), lastAt, reported: true };
+    return since === undefined ? { known: true, lastAt } : { known: true, since: Math.max(since, notBefore), lastAt, reported: true };
   }
   return { known: false, why: 'no usage samples and no fresh report from the agent' };
 }

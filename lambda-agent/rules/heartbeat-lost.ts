@@ -38,7 +38,10 @@ export const heartbeatLost = registerRule<Raw>({
     const beat = ctx.obs.heartbeat?.at;
     const from = Math.max(beat ?? 0, runStart + grace);
     const dueAt = from + windowMs;
-    const silent = beat === undefined || beat < runStart ? `no heartbeat since the start ${dur(ctx.now - runStart)} ago` : `last heartbeat ${dur(ctx.now - beat)} ago`;
+    const silent =
+      beat === undefined || beat < runStart
+        ? `no heartbeat since the start ${dur(ctx.now - runStart)} ago`
+        : `last heartbeat ${dur(ctx.now - beat)} ago`;
     if (dueAt > ctx.now && beat !== undefined && beat >= runStart) return { status: 'ok', reason: `agent alive: ${silent}` };
     return {
       status: dueAt <= ctx.now ? 'due' : 'pending',

@@ -62,7 +62,9 @@ export const idle = registerRule<Raw>({
     if (c.since === undefined) {
       if (ctx.now < notBefore) return { status: 'ok', reason: `start grace until ${dur(notBefore - ctx.now)} from now` };
       const last = ctx.obs.samples?.[ctx.obs.samples.length - 1];
-      const fig = last ? ` (CPU ${last.cpuPercent?.toFixed(1) ?? '?'}%, network ${last.netBytesPerSec === undefined ? '?' : rate(last.netBytesPerSec)}${last.loginSessions ? `, ${last.loginSessions} login(s)` : ''})` : '';
+      const fig = last
+        ? ` (CPU ${last.cpuPercent?.toFixed(1) ?? '?'}%, network ${last.netBytesPerSec === undefined ? '?' : rate(last.netBytesPerSec)}${last.loginSessions ? `, ${last.loginSessions} login(s)` : ''})`
+        : '';
       return { status: 'ok', reason: `busy${fig}` };
     }
     const run = samplesSince(ctx, c.since);
@@ -72,8 +74,23 @@ export const idle = registerRule<Raw>({
       cpu === undefined || net === undefined
         ? 'as reported by the agent'
         : `CPU ≤ ${cpu.toFixed(1)}% < ${p.cpu}%, network ≤ ${rate(net)} < ${rate(p.net)}`;
-    return conditionOutcome(ctx, c.since, c.lastAt, p.windowMs, (held) => `idle for ${dur(held)} (window ${dur(p.windowMs)}): ${figs}`, c.reported);
+    return conditionOutcome(
+      ctx,
+      c.since,
+      c.lastAt,
+      p.windowMs,
+      (held) => `idle for ${dur(held)} (window ${dur(p.windowMs)}): ${figs}`,
+      c.reported,
+    );
   },
   permissions: (rule) => actionPermissions(rule.action),
-  example: { rule: 'idle', window: '30m', cpuPercentBelow: 5, networkBytesPerSecBelow: 10240, startGrace: '15m', action: 'stop', warnBefore: '5m' },
+  example: {
+    rule: 'idle',
+    window: '30m',
+    cpuPercentBelow: 5,
+    networkBytesPerSecBelow: 10240,
+    startGrace: '15m',
+    action: 'stop',
+    warnBefore: '5m',
+  },
 });

@@ -64,7 +64,14 @@ export const overUse = registerRule<Raw>({
     if (p.cpu !== undefined && cpu !== undefined) parts.push(`CPU ≥ ${cpu.toFixed(1)}% (limit ${p.cpu}%)`);
     if (p.net !== undefined && net !== undefined) parts.push(`network ≥ ${rate(net)} (limit ${rate(p.net)})`);
     const figs = parts.length ? parts.join(', ') : 'as reported by the agent';
-    return conditionOutcome(ctx, c.since, c.lastAt, p.windowMs, (held) => `over-used for ${dur(held)} (window ${dur(p.windowMs)}): ${figs}`, c.reported);
+    return conditionOutcome(
+      ctx,
+      c.since,
+      c.lastAt,
+      p.windowMs,
+      (held) => `over-used for ${dur(held)} (window ${dur(p.windowMs)}): ${figs}`,
+      c.reported,
+    );
   },
   permissions: (rule) => actionPermissions(rule.action),
   example: { rule: 'over-use', window: '15m', cpuPercentAbove: 95, action: 'notify' },

@@ -51,9 +51,7 @@ export const spend = registerRule<Raw>({
   schema,
   validate(raw): RuleProblem[] {
     if (!raw.peak) return [];
-    return windowProblems({ timezone: raw.peak.timezone, windows: raw.peak.windows }).map(
-      ([p, m]) => [`peak.${p}`, m] as const,
-    );
+    return windowProblems({ timezone: raw.peak.timezone, windows: raw.peak.windows }).map(([p, m]) => [`peak.${p}`, m] as const);
   },
   normalize: (raw) => ({
     maxUsd: raw.maxUsd,
@@ -108,7 +106,11 @@ export const spend = registerRule<Raw>({
     rule: 'spend',
     maxUsd: 25,
     hourlyUsd: 0.0416,
-    peak: { hourlyUsd: 0.0416, timezone: 'Europe/Amsterdam', windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '19:00' }] },
+    peak: {
+      hourlyUsd: 0.0416,
+      timezone: 'Europe/Amsterdam',
+      windows: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '19:00' }],
+    },
     storageGb: 30,
     action: 'stop',
     warnBefore: '1h',

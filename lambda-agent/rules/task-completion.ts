@@ -12,9 +12,15 @@ import type { Outcome, RuleContext, RuleProblem } from './types';
 const schema = z.strictObject({
   ...commonShape('task-completion'),
   /** systemd unit to watch, e.g. `batch.service`. */
-  unit: z.optional(z.string().check(z.regex(/^[A-Za-z0-9:_.@-]+\.(service|scope|target)$/, { message: "must be a systemd unit name such as 'job.service'" }))),
+  unit: z.optional(
+    z
+      .string()
+      .check(z.regex(/^[A-Za-z0-9:_.@-]+\.(service|scope|target)$/, { message: "must be a systemd unit name such as 'job.service'" })),
+  ),
   /** Process name to watch (as in /proc/<pid>/comm). */
-  process: z.optional(z.string().check(z.regex(/^[^/\s]{1,15}$/, { message: 'must be a process name of 1–15 characters, no slashes or spaces' }))),
+  process: z.optional(
+    z.string().check(z.regex(/^[^/\s]{1,15}$/, { message: 'must be a process name of 1–15 characters, no slashes or spaces' })),
+  ),
   /** Wait this long after the task finished before acting. @default '0s' */
   after: z.optional(duration),
 });

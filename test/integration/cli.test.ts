@@ -45,8 +45,11 @@ async function setup() {
   const topic = (await c.sns.send(new CreateTopicCommand({ Name: 'smvm-dev-boxes' }))).TopicArn!;
   await c.ssm.send(new PutParameterCommand({ Name: topicParameterName('dev-boxes'), Value: topic, Type: 'String' }));
   const queueUrl = (await c.sqs.send(new CreateQueueCommand({ QueueName: 'audit' }))).QueueUrl!;
-  const queueArn = (await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn!;
-  await c.sns.send(new SubscribeCommand({ TopicArn: topic, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }));
+  const queueArn = (await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }))).Attributes!
+    .QueueArn!;
+  await c.sns.send(
+    new SubscribeCommand({ TopicArn: topic, Protocol: 'sqs', Endpoint: queueArn, Attributes: { RawMessageDelivery: 'true' } }),
+  );
   const run1 = await c.ec2.send(
     new RunInstancesCommand({
       ImageId: 'ami-12c6146b',
@@ -57,11 +60,19 @@ async function setup() {
     }),
   );
   const ids = run1.Instances!.map((i) => i.InstanceId!);
-  const other = (await c.ec2.send(new RunInstancesCommand({ ImageId: 'ami-12c6146b', MinCount: 1, MaxCount: 1 }))).Instances![0].InstanceId!;
-  const launched = (await c.ec2.send(new DescribeInstancesCommand({ InstanceIds: [ids[0]] }))).Reservations![0].Instances![0].LaunchTime!.getTime();
+  const other = (await c.ec2.send(new RunInstancesCommand({ ImageId: 'ami-12c6146b', MinCount: 1, MaxCount: 1 }))).Instances![0]
+    .InstanceId!;
+  const launched = (
+    await c.ec2.send(new DescribeInstancesCommand({ InstanceIds: [ids[0]] }))
+  ).Reservations![0].Instances![0].LaunchTime!.getTime();
   // The first instance has been running for 5 days and 10 hours of its 7-day life.
   const first = launched - 130 * HOUR;
-  await c.ec2.send(new CreateTagsCommand({ Resources: [ids[0]], Tags: [{ Key: STATE_TAG, Value: encodeCheckpoint({ state: 'running', since: first, firstSeen: first, runningMs: 0, spendUsd: 0 }) }] }));
+  await c.ec2.send(
+    new CreateTagsCommand({
+      Resources: [ids[0]],
+      Tags: [{ Key: STATE_TAG, Value: encodeCheckpoint({ state: 'running', since: first, firstSeen: first, runningMs: 0, spendUsd: 0 }) }],
+    }),
+  );
   return { ids, other, queueUrl, now: launched + 60_000, c };
 }
 
@@ -116,7 +127,14 @@ describe('smvm CLI against moto', () => {
     const tags = (await c.ec2.send(new DescribeInstancesCommand({ InstanceIds: [ids[1]] }))).Reservations![0].Instances![0].Tags!;
     expect(tags.find((t) => t.Key === SNOOZE_TAG)?.Value).toMatch(new RegExp(`^until=${Math.floor((now + 2 * HOUR) / 1000)};by=`));
     const events = await drain(c, queueUrl);
-    expect(events).toEqual([expect.objectContaining({ type: 'snoozed', instanceId: ids[1], source: 'cli', detail: expect.objectContaining({ reason: 'demo at 3pm' }) })]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        type: 'snoozed',
+        instanceId: ids[1],
+        source: 'cli',
+        detail: expect.objectContaining({ reason: 'demo at 3pm' }),
+      }),
+    ]);
   });
 
   it('extend adds to the existing extension and announces it; bad amounts are usage errors', async () => {

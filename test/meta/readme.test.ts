@@ -40,7 +40,9 @@ describe('README examples', () => {
       paths: { 'cdktf-self-managed-vm': ['constructs/index.ts'], 'cdktf-self-managed-vm/events': ['lambda-agent/contract/events.ts'] },
     });
     const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.file && files.includes(d.file.fileName));
-    const text = diagnostics.map((d) => `${d.file!.fileName.slice(dir.length + 1)}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
+    const text = diagnostics.map(
+      (d) => `${d.file!.fileName.slice(dir.length + 1)}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`,
+    );
     expect(text).toEqual([]);
   }, 120_000);
 });

@@ -20,7 +20,25 @@ export const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 400);
 
 /** Values a person might type in a policy: right types, wrong types, odd strings. */
 const scalar = fc.oneof(
-  fc.constantFrom('30m', '8h', '3d', 'PT8H', '90s', '0s', '-5m', '1y', 'P1M', 'soon', '', '  ', 'Europe/Amsterdam', 'Mars/Base', '08:00', '25:00', '24:00'),
+  fc.constantFrom(
+    '30m',
+    '8h',
+    '3d',
+    'PT8H',
+    '90s',
+    '0s',
+    '-5m',
+    '1y',
+    'P1M',
+    'soon',
+    '',
+    '  ',
+    'Europe/Amsterdam',
+    'Mars/Base',
+    '08:00',
+    '25:00',
+    '24:00',
+  ),
   fc.integer({ min: -1000, max: 100000 }),
   fc.double({ noNaN: false }),
   fc.boolean(),
@@ -28,7 +46,12 @@ const scalar = fc.oneof(
   fc.string({ maxLength: 12 }),
 );
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  v: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 6 }), tie('v'), { maxKeys: 3 })),
+  v: fc.oneof(
+    { depthSize: 'small' },
+    scalar,
+    fc.array(tie('v'), { maxLength: 3 }),
+    fc.dictionary(fc.string({ maxLength: 6 }), tie('v'), { maxKeys: 3 }),
+  ),
 })).v;
 
 /** A rule built from a real rule's fields with fuzzed values, plus stray keys. */
@@ -50,7 +73,11 @@ const rule = fc
   });
 
 const policy = fc.oneof(
-  fc.record({ id: fc.oneof(fc.constantFrom('dev-boxes', 'X', '', 'a'.repeat(50)), fc.string()), rules: fc.array(rule, { maxLength: 4 }), dryRun: fc.option(value, { nil: undefined }) }),
+  fc.record({
+    id: fc.oneof(fc.constantFrom('dev-boxes', 'X', '', 'a'.repeat(50)), fc.string()),
+    rules: fc.array(rule, { maxLength: 4 }),
+    dryRun: fc.option(value, { nil: undefined }),
+  }),
   value,
 );
 
@@ -95,7 +122,15 @@ describe('hand-edited tag values', () => {
   ];
   const tagValue = fc.oneof(
     fc.string({ maxLength: 256 }),
-    fc.constantFrom('v=1;s=running;t=100;f=50;r=10;u=0.5', 'v=1;s=running;t=1;f=50;r=0;u=0', 'until=abc', 'lifetime=-5', 'idle:1:2:3:stop extra', 't=1;c=idle', 'u=1e999'),
+    fc.constantFrom(
+      'v=1;s=running;t=100;f=50;r=10;u=0.5',
+      'v=1;s=running;t=1;f=50;r=0;u=0',
+      'until=abc',
+      'lifetime=-5',
+      'idle:1:2:3:stop extra',
+      't=1;c=idle',
+      'u=1e999',
+    ),
   );
 
   it.each(decoders)('%s: a bad value raises TagValueError naming the key, never anything else', (key, decode) => {

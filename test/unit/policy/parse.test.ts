@@ -81,7 +81,11 @@ describe('parsePolicy', () => {
         "'rules[0].networkBytesPerSecAbove' must be > 0, got: 0",
       ],
       ['a zero warning', { rule: 'lifetime', max: '1d', warnBefore: '0s' }, "'rules[0].warnBefore' must be longer than zero"],
-      ['an idle window shorter than two samples', { rule: 'idle', window: '15s' }, "'rules[0].window' must be at least twice agent.sampleInterval (10s)"],
+      [
+        'an idle window shorter than two samples',
+        { rule: 'idle', window: '15s' },
+        "'rules[0].window' must be at least twice agent.sampleInterval (10s)",
+      ],
       [
         'an over-use rule without a threshold',
         { rule: 'over-use', window: '30m' },
