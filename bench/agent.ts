@@ -26,14 +26,9 @@ import type { PolicyDocument } from '../lambda-agent/policy/model';
 import { agentHome, Cloud, createProcRoot, readJson, spawnAgent, tempDir, waitFor, type AgentProcess } from '../test/agent/harness';
 import { startFakeImds } from '../test/support/fake-imds';
 import { startMoto, stopMoto } from '../test/support/moto';
+import type { BenchRow } from './row';
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  goal: string;
-  ok: boolean;
-}
+export type { BenchRow };
 
 const CLK_TCK = 100;
 

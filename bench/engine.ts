@@ -13,14 +13,9 @@ import Module from 'node:module';
 import * as path from 'node:path';
 import { evaluate, loadPolicy, type Observation, type Policy, type RuleDocument, type Sample } from '../lambda-agent';
 import type { Checkpoint, EpisodeRecord } from '../lambda-agent/contract';
+import type { BenchRow } from './row';
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  goal: string;
-  ok: boolean;
-}
+export type { BenchRow };
 
 const GOAL_EVALS_PER_SEC = 200_000;
 const FLEET = 10_000;

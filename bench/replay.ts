@@ -9,14 +9,9 @@
  * says so; the wall-time goal is then not judged.
  */
 import { formatReplay, replayGoals, runReplay, type ReplayOptions, type ReplayResult } from '../lambda-agent/replay';
+import type { BenchRow } from './row';
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  goal: string;
-  ok: boolean;
-}
+export type { BenchRow };
 
 let last: Promise<{ rows: BenchRow[]; text: string; result: ReplayResult }> | undefined;
 

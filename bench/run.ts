@@ -5,13 +5,8 @@
  *   npm run bench                 all benchmarks
  *   npm run bench -- engine synth only these (engine, synth, watchdog, agent, replay, hardening)
  */
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  goal: string;
-  ok: boolean;
-}
+import type { BenchRow } from './row';
+export type { BenchRow };
 
 type Suite = { name: string; load: () => Promise<() => Promise<BenchRow[] | { rows: BenchRow[]; text?: string }>> };
 

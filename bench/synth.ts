@@ -12,14 +12,9 @@ import { App, LocalBackend, TerraformStack } from 'cdktf';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { Instance } from '@cdktf/provider-aws/lib/instance';
 import { SelfManagedInstance, SelfManagementPolicy } from '../constructs';
+import type { BenchRow } from './row';
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  goal: string;
-  ok: boolean;
-}
+export type { BenchRow };
 
 const INSTANCES = 1000;
 const RUNS = 5;

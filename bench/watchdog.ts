@@ -28,14 +28,9 @@ import { planMetrics } from '../lambda-agent/watchdog/metrics';
 import { createWatchdog, type WatchdogDeps } from '../lambda-agent/watchdog/watchdog';
 import { countCalls, createFakeEc2, fakeInstances, runFleet, writesIn } from '../test/support/fleet';
 import { startMoto, stopMoto } from '../test/support/moto';
+import type { BenchRow } from './row';
 
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  goal: string;
-  ok: boolean;
-}
+export type { BenchRow };
 
 // ---------------------------------------------------------------- fixtures
 
