@@ -821,8 +821,22 @@ export class SelfManagementPolicy extends Construct {
     };
   }
 
+  /**
+   * The lifetime limit the dependency-free shutdown guard enforces when no agent runs:
+   * the shortest lifetime rule whose action an OS poweroff does not exceed. A poweroff
+   * does what the shutdown behaviour says, so a `terminate` rule always qualifies, a
+   * `stop` or `hibernate` rule only when the behaviour is `stop`, and a `notify` rule
+   * never (the guard would act where the rule only announces).
+   */
   private lifetimeSeconds(): number | undefined {
-    const limits = this.policy.rules.filter((r) => r.type === 'lifetime').map((r) => Math.floor((r.params.maxMs as number) / 1000));
+    const behaviour = this.shutdownBehavior;
+    const limits = this.policy.rules
+      .filter(
+        (r) =>
+          r.type === 'lifetime' &&
+          (r.action === 'terminate' || (behaviour === 'stop' && (r.action === 'stop' || r.action === 'hibernate'))),
+      )
+      .map((r) => Math.floor((r.params.maxMs as number) / 1000));
     return limits.length > 0 ? Math.min(...limits) : undefined;
   }
 

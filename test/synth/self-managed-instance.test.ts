@@ -78,6 +78,36 @@ describe('SelfManagedInstance', () => {
     ).toBe('43200');
   });
 
+  it('arms the shutdown guard only for lifetime rules a poweroff does not exceed', () => {
+    const tagsOf = (doc: PolicyDocument) =>
+      one(parse(Testing.synthScope((scope) => box(scope, testPolicy(scope, { policy: doc })))), 'aws_instance').tags as Record<
+        string,
+        string
+      >;
+    // a notify-only lifetime rule never powers the instance off
+    expect(tagsOf({ id: 'dev', rules: [{ rule: 'lifetime', max: '7d', action: 'notify' }] })).not.toHaveProperty(HARD_LIMIT_TAG);
+    // a lifetime stop beside a terminating hard rule: a poweroff would terminate, so no guard for it
+    expect(
+      tagsOf({
+        id: 'dev',
+        rules: [
+          { rule: 'lifetime', max: '1d', action: 'stop' },
+          { rule: 'running-time', max: '40h', action: 'terminate' },
+        ],
+      }),
+    ).not.toHaveProperty(HARD_LIMIT_TAG);
+    // ... but a terminating lifetime rule is always guarded
+    expect(
+      tagsOf({
+        id: 'dev',
+        rules: [
+          { rule: 'lifetime', max: '1d', action: 'stop' },
+          { rule: 'lifetime', name: 'end', max: '7d', action: 'terminate' },
+        ],
+      })[HARD_LIMIT_TAG],
+    ).toBe(String(7 * 86400));
+  });
+
   it('derives the management id from the construct path: stable across synths, distinct per instance', () => {
     const ids = () => {
       const out: string[] = [];
