@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { parseEvent, type SmvmEvent } from '../../lambda-agent/contract/events';
 import { POLICY_TAG } from '../../lambda-agent/contract/tags';
+import { WRITE_OPERATIONS } from '../../lambda-agent/watchdog/api-calls';
 
 /** An image id moto knows. */
 export const TEST_AMI = 'ami-12c6146b';
@@ -133,21 +134,8 @@ export function countCalls(...clients: Array<{ middlewareStack: { add: (...a: an
   return state;
 }
 
-/** Operations that change something. */
-export const WRITE_OPS = [
-  'CreateTags',
-  'DeleteTags',
-  'StopInstances',
-  'StartInstances',
-  'RebootInstances',
-  'TerminateInstances',
-  'Publish',
-  'PublishBatch',
-  'Invoke',
-];
-
 export function writesIn(counts: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(counts).filter(([op]) => WRITE_OPS.includes(op)));
+  return Object.fromEntries(Object.entries(counts).filter(([op]) => WRITE_OPERATIONS.has(op)));
 }
 
 // ---------------------------------------------------------------- fault injection
